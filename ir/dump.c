@@ -19,7 +19,7 @@ static void ints(FILE *f, const char *key, const int *v, int n, const char *sep)
 {
 	fprintf(f, " %s=", key);
 	for (int i = 0; i < n; i++)
-		fprintf(f, i ? "%s%d" : "%d", sep, v[i]);
+		fprintf(f, "%s%d", i ? sep : "", v[i]);
 }
 
 static void window(const Window *w, int op, FILE *f)
@@ -78,7 +78,10 @@ static void node(const Graph *g, const Node *n, FILE *f)
 	}
 	fprintf(f, " = %s(", ir_opname[n->op]);
 	for (int j = 0; j < n->nin; j++)
-		fprintf(f, n->in[j] < 0 ? "%s_" : "%s%%%d", j ? ", " : "", n->in[j]);
+		if (n->in[j] < 0)
+			fprintf(f, "%s_", j ? ", " : "");
+		else
+			fprintf(f, "%s%%%d", j ? ", " : "", n->in[j]);
 	fprintf(f, ") \"%s\"", n->name);
 	attrs(n, f);
 	if (n->act.kind != ACT_NONE)
