@@ -75,6 +75,10 @@ static void node(const Graph *g, const Node *n, FILE *f)
 		const Tensor *t = &g->tensor[n->out[j]];
 		fprintf(f, "%s%%%d \"%s\" ", j ? ", " : "", n->out[j], t->name);
 		shape(t, f);
+		if (t->off >= 0)
+			fprintf(f, "@%lld", (long long)t->off); /* arena offset */
+		if (t->alias >= 0)
+			fprintf(f, "~%%%d", t->alias);          /* view of that tensor */
 	}
 	fprintf(f, " = %s(", ir_opname[n->op]);
 	for (int j = 0; j < n->nin; j++)
