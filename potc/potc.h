@@ -1,0 +1,39 @@
+/* potc's library API: what the CLI uses and what a build tool can embed.
+ * Every function reports user errors through Diag and returns nonzero. */
+#ifndef POTC_H
+#define POTC_H
+
+#include <stdio.h>
+
+#include "ir.h"
+#include "onnx.h"
+
+enum { POTC_MAXSHAPES = 32 };
+
+typedef struct {
+	const char *model;          /* path of the .onnx file */
+	const char *out;            /* OUT.c; OUT.h is written beside it */
+	const char *name;           /* symbol prefix; default: OUT's stem */
+	const char *driver;         /* MAIN.c to write, or NULL */
+	int arena_extern;           /* NAME_run takes the arena as an argument */
+	InputShape shape[POTC_MAXSHAPES];
+	int nshape;
+	const char *dump;           /* "fold,fuse", "all" or NULL: ir_dump after those passes */
+	FILE *dump_out;             /* stderr if NULL */
+} PotcOptions;
+
+/* Load and lower a model through the whole pipeline (or up to and including
+ * pass `stop`, when not NULL).  NULL on error. */
+Graph *potc_load(Arena *, const PotcOptions *, const char *stop, Diag *);
+/* Compile opt->model to opt->out (+ header, + driver). */
+int potc_compile(const PotcOptions *, Diag *);
+/* `potc info`: print inputs, outputs, op histogram, parameters, MACs,
+ * arena and weight bytes, and the unsupported ops (info.c). */
+int potc_cmd_info(const PotcOptions *, Diag *);
+/* `potc run`: the float reference evaluator on .npy files (run.c). */
+int potc_cmd_run(const PotcOptions *, const char *const *in, int nin,
+                 const char *const *out, int nout, Diag *);
+/* Names of the pipeline's passes in order, NULL-terminated. */
+extern const char *const potc_passes[];
+
+#endif
