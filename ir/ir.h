@@ -188,6 +188,9 @@ void ir_dump(const Graph *, FILE *);
  * shape (Reshape shape, Slice starts, ...) must be CONST. Resolves auto_pad. */
 int ir_infer_node(Graph *, int n, Diag *);
 int ir_infer(Graph *, Diag *);                /* every node, in order */
+/* numpy broadcast of a's and b's shapes into rank and dim (room for
+ * IR_MAXRANK); 0 on success, 1 if they do not broadcast. */
+int ir_broadcast(const Tensor *a, const Tensor *b, int *rank, int64_t *dim);
 
 /* ---- eval.c (float reference evaluator) ---- */
 /* Compute node n: in[i] points at input i's data (NULL if absent), out[j]
