@@ -1,4 +1,5 @@
 /* `potc info`: what a model is made of and what it will cost. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "potc.h"
