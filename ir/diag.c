@@ -16,7 +16,7 @@ static void emit(Diag *d, const char *prefix, const char *fmt, va_list ap)
 {
 	char msg[400];
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	snprintf(d->last, sizeof d->last, "%s%s", prefix, msg);
+	snprintf(d->last, sizeof d->last, "%.200s%.300s", prefix, msg);
 	d->nerr++;
 	if (!d->quiet)
 		fprintf(d->out ? d->out : stderr, "%s\n", d->last);

@@ -56,6 +56,7 @@ ctest_summary() { # ctest with a cmocka-style closing count
 stage "build" build "$root/build"
 stage "unit and golden tests" ctest_summary "$root/build"
 stage "samples" "$root/tests/samples/run.sh" "$root/build/potc"
+stage "exporter-style models" "$root/tests/models/run.sh" "$root/build/potc"
 stage "conformance" /usr/bin/python3 tests/conformance/run.py --potc "$root/build/potc" --jobs "$jobs"
 
 # Sanitizers: the compiler itself under ASan+UBSan on every test above,
@@ -64,6 +65,7 @@ stage "build (asan+ubsan)" build "$root/build-san" -DPOTC_SANITIZE=ON
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 stage "unit and golden tests (asan+ubsan)" ctest_summary "$root/build-san"
 stage "samples (asan+ubsan)" "$root/tests/samples/run.sh" "$root/build-san/potc"
+stage "exporter-style models (asan+ubsan)" "$root/tests/models/run.sh" "$root/build-san/potc"
 stage "conformance (asan+ubsan)" /usr/bin/python3 tests/conformance/run.py --potc "$root/build-san/potc" \
   --jobs "$jobs" --cflags="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 
