@@ -74,9 +74,22 @@ static int64_t node_macs(const Graph *g, const Node *n)
 	}
 }
 
-static void print_costs(const Graph *g)
+/* Float parameters as the model was exported (before BatchNorm folding). */
+static int64_t count_params(const PotcOptions *o, Diag *d)
 {
-	int64_t macs = 0, params = 0, wbytes = 0;
+	Arena *a = arena_new();
+	Graph *g = potc_load(a, o, "import", d);
+	int64_t n = 0;
+	for (int i = 0; g && i < g->ntensor; i++)
+		if (g->tensor[i].kind == TK_CONST && g->tensor[i].dtype == DT_F32)
+			n += ir_numel(&g->tensor[i]);
+	arena_free(a);
+	return n;
+}
+
+static void print_costs(const Graph *g, int64_t params)
+{
+	int64_t macs = 0, wbytes = 0;
 	for (int i = 0; i < g->nnode; i++)
 		macs += node_macs(g, &g->node[i]);
 	for (int i = 0; i < g->ntensor; i++) {
@@ -84,8 +97,6 @@ static void print_costs(const Graph *g)
 		if (t->kind != TK_CONST)
 			continue;
 		wbytes += (int64_t)ir_nbytes(t);
-		if (t->dtype == DT_F32)
-			params += ir_numel(t);
 	}
 	printf("parameters: %lld\n", (long long)params);
 	printf("macs: %lld\n", (long long)macs);
@@ -107,7 +118,7 @@ int potc_cmd_info(const PotcOptions *o, Diag *d)
 			print_tensor("input", &g->tensor[g->input[i]]);
 		for (int i = 0; i < g->noutput; i++)
 			print_tensor("output", &g->tensor[g->output[i]]);
-		print_costs(g);
+		print_costs(g, count_params(o, d));
 	}
 	print_histogram(&h);
 	arena_free(a);
