@@ -1,0 +1,656 @@
+/* Per-op knowledge of ONNX opsets 9 to 17: input counts, attributes into
+ * the IR's Attr union (with the spec's defaults), and attribute forms that
+ * later opsets moved to inputs (Slice starts, Pad pads, Squeeze axes, Clip
+ * min/max, ...) rewritten to the input form with constant tensors.
+ *
+ * Every attribute a parser reads is marked; one left unmarked is an error,
+ * so an attribute potc does not implement never changes a result silently. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "onnx_impl.h"
+
+typedef Onnx__AttributeProto__AttributeType AType;
+#define T(x) ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__##x
+
+enum { MAX_ATTRS = 64 };  /* no ONNX op has half as many */
+
+typedef struct {
+	Loader *L;
+	int ni;
+	const Onnx__NodeProto *np;
+	Op op;
+	Attr *a;
+	int *in, nin;   /* room for nin + 3 */
+	int bad;
+	unsigned char used[MAX_ATTRS];
+} Ctx;
+
+static void err(Ctx *c, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	onnx_err(c->L, c->ni, "%s", msg);
+	c->bad = 1;
+}
+
+/* ---- reading attributes ---- */
+
+static const char *type_name(AType t)
+{
+	switch (t) {
+	case T(FLOAT): return "a float";
+	case T(INT): return "an int";
+	case T(STRING): return "a string";
+	case T(TENSOR): return "a tensor";
+	case T(GRAPH): return "a graph";
+	case T(FLOATS): return "a list of floats";
+	case T(INTS): return "a list of ints";
+	case T(STRINGS): return "a list of strings";
+	default: return "of another type";
+	}
+}
+
+/* IR version 1 files have no type field: the type is the field set. */
+static AType type_of(const Onnx__AttributeProto *at)
+{
+	if (at->has_type)
+		return at->type;
+	if (at->has_f) return T(FLOAT);
+	if (at->has_i) return T(INT);
+	if (at->has_s) return T(STRING);
+	if (at->t) return T(TENSOR);
+	if (at->g) return T(GRAPH);
+	if (at->n_floats) return T(FLOATS);
+	if (at->n_ints) return T(INTS);
+	if (at->n_strings) return T(STRINGS);
+	return T(UNDEFINED);
+}
+
+static int list_type(AType t)
+{
+	return t == T(FLOATS) || t == T(INTS) || t == T(STRINGS);
+}
+
+/* The attribute called name, marked read; NULL if absent or mistyped. */
+static const Onnx__AttributeProto *find(Ctx *c, const char *name, AType want)
+{
+	for (size_t i = 0; i < c->np->n_attribute; i++) {
+		const Onnx__AttributeProto *at = c->np->attribute[i];
+		if (strcmp(onnx_str(at->name), name) != 0)
+			continue;
+		c->used[i] = 1;
+		AType t = type_of(at);
+		if (t == want || (t == T(UNDEFINED) && list_type(want)))
+			return at;
+		onnx_err(c->L, c->ni, "attribute '%s' should be %s, it is %s", name, type_name(want),
+		         type_name(t));
+		c->bad = 1;
+		return NULL;
+	}
+	return NULL;
+}
+
+static int64_t get_int(Ctx *c, const char *name, int64_t def, int64_t lo, int64_t hi)
+{
+	const Onnx__AttributeProto *at = find(c, name, T(INT));
+	if (!at)
+		return def;
+	if (at->i < lo || at->i > hi) {
+		onnx_err(c->L, c->ni, "attribute '%s' = %lld is out of range [%lld, %lld]", name,
+		         (long long)at->i, (long long)lo, (long long)hi);
+		c->bad = 1;
+		return def;
+	}
+	return at->i;
+}
+
+static int get_flag(Ctx *c, const char *name, int def)
+{
+	return get_int(c, name, def, 0, 1) != 0;
+}
+
+static float get_float(Ctx *c, const char *name, float def)
+{
+	const Onnx__AttributeProto *at = find(c, name, T(FLOAT));
+	return at ? at->f : def;
+}
+
+/* Up to max ints into v; their count, or -1 if absent (or bad). */
+static int get_ints(Ctx *c, const char *name, int64_t *v, int max)
+{
+	const Onnx__AttributeProto *at = find(c, name, T(INTS));
+	if (!at)
+		return -1;
+	if (at->n_ints > (size_t)max) {
+		err(c, "attribute '%s' has %zu values; potc supports at most %d", name, at->n_ints, max);
+		return -1;
+	}
+	if (at->n_ints)
+		memcpy(v, at->ints, sizeof(int64_t) * at->n_ints);
+	return (int)at->n_ints;
+}
+
+/* String attribute into buf (NUL-terminated, truncated to size). */
+static const char *get_string(Ctx *c, const char *name, char *buf, size_t size, const char *def)
+{
+	const Onnx__AttributeProto *at = find(c, name, T(STRING));
+	if (!at)
+		return def;
+	size_t n = at->s.len < size - 1 ? at->s.len : size - 1;
+	if (n)
+		memcpy(buf, at->s.data, n);
+	buf[n] = 0;
+	return buf;
+}
+
+/* An attribute potc reads but has no use for (Dropout seed, ...). */
+static void skip(Ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->np->n_attribute; i++)
+		if (!strcmp(onnx_str(c->np->attribute[i]->name), name))
+			c->used[i] = 1;
+}
+
+static int axis_attr(Ctx *c, const char *name, int def, int hi)
+{
+	return (int)get_int(c, name, def, -IR_MAXRANK, hi);
+}
+
+/* ---- new constant inputs ---- */
+
+static void append(Ctx *c, int id)
+{
+	c->in[c->nin++] = id;
+}
+
+static const char *const_name(Ctx *c, const char *what)
+{
+	return arena_printf(c->L->g->arena, "%s.%s", c->L->nname[c->ni], what);
+}
+
+static void append_i64(Ctx *c, const char *what, const int64_t *v, int n)
+{
+	append(c, onnx_const_i64(c->L, const_name(c, what), v, n));
+}
+
+/* An optional ints attribute as an i64 input (absent: no input). */
+static void ints_input(Ctx *c, const char *name, int required)
+{
+	int64_t v[2 * IR_MAXRANK];
+	int n = get_ints(c, name, v, IR_MAXRANK);
+	if (n >= 0)
+		append_i64(c, name, v, n);
+	else if (required && !c->bad)
+		err(c, "attribute '%s' is required", name);
+}
+
+/* ---- sliding windows ---- */
+
+/* Conv without kernel_shape: the weight [M, C/g, k...] says it. */
+static int kernel_from_weight(Ctx *c, int64_t *k)
+{
+	const Tensor *w = &c->L->g->tensor[c->in[1]];
+	if (w->kind == TK_VALUE) {
+		err(c, "attribute 'kernel_shape' is absent and the weight's shape is not known");
+		return -1;
+	}
+	if (w->rank < 3 || w->rank > 2 + IR_MAXSP) {
+		err(c, "the weight has rank %d; potc convolves 1 to 3 spatial dims", w->rank);
+		return -1;
+	}
+	memcpy(k, w->dim + 2, sizeof(int64_t) * (size_t)(w->rank - 2));
+	return w->rank - 2;
+}
+
+/* n positive ints (default def) into dst. */
+static void spatial(Ctx *c, const char *name, int *dst, int n, int def, int lo)
+{
+	int64_t v[2 * IR_MAXSP];
+	int got = get_ints(c, name, v, 2 * IR_MAXSP);
+	if (got >= 0 && got != n) {
+		err(c, "attribute '%s' has %d values, the window needs %d", name, got, n);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		int64_t x = got >= 0 ? v[i] : def;
+		if (x < lo || x > INT_MAX) {
+			err(c, "attribute '%s' has a bad value (%lld)", name, (long long)x);
+			return;
+		}
+		dst[i] = (int)x;
+	}
+}
+
+static void autopad(Ctx *c, Window *w)
+{
+	char buf[32];
+	const char *s = get_string(c, "auto_pad", buf, sizeof buf, "NOTSET");
+	if (!strcmp(s, "NOTSET"))
+		w->autopad = PAD_EXPLICIT;
+	else if (!strcmp(s, "VALID"))
+		w->autopad = PAD_VALID;
+	else if (!strcmp(s, "SAME_UPPER"))
+		w->autopad = PAD_SAME_UPPER;
+	else if (!strcmp(s, "SAME_LOWER"))
+		w->autopad = PAD_SAME_LOWER;
+	else
+		err(c, "attribute 'auto_pad' = '%s' is not valid", s);
+}
+
+/* Conv, MaxPool, AveragePool: kernel, strides, dilations, pads, auto_pad. */
+static void window(Ctx *c)
+{
+	Window *w = &c->a->win;
+	int64_t k[IR_MAXSP];
+	int nk = get_ints(c, "kernel_shape", k, IR_MAXSP);
+	if (nk < 0 && !c->bad && c->op == OP_CONV)
+		nk = kernel_from_weight(c, k);
+	else if (nk < 0 && !c->bad)
+		err(c, "attribute 'kernel_shape' is required");
+	if (nk == 0)
+		err(c, "attribute 'kernel_shape' is empty");
+	if (nk <= 0)
+		return;
+	w->nsp = nk;
+	for (int i = 0; i < nk; i++) {
+		if (k[i] < 1 || k[i] > INT_MAX)
+			err(c, "attribute 'kernel_shape' has a bad value (%lld)", (long long)k[i]);
+		w->k[i] = (int)k[i];
+	}
+	spatial(c, "strides", w->s, nk, 1, 1);
+	if (c->op == OP_AVGPOOL)  /* dilations came with opset 19 */
+		for (int i = 0; i < nk; i++)
+			w->d[i] = 1;
+	else
+		spatial(c, "dilations", w->d, nk, 1, 1);
+	spatial(c, "pads", w->pad, 2 * nk, 0, 0);
+	autopad(c, w);
+}
+
+static void p_conv(Ctx *c)
+{
+	window(c);
+	c->a->win.group = (int)get_int(c, "group", 1, 1, INT_MAX);
+}
+
+static void p_maxpool(Ctx *c)
+{
+	window(c);
+	c->a->win.ceil = get_flag(c, "ceil_mode", 0);
+	/* storage_order only lays out the Indices output, which potc refuses. */
+	get_flag(c, "storage_order", 0);
+}
+
+static void p_avgpool(Ctx *c)
+{
+	window(c);
+	c->a->win.ceil = get_flag(c, "ceil_mode", 0);
+	c->a->win.incl_pad = get_flag(c, "count_include_pad", 0);
+}
+
+/* ---- other compute ops ---- */
+
+static void p_gemm(Ctx *c)
+{
+	c->a->gemm.alpha = get_float(c, "alpha", 1.0f);
+	c->a->gemm.beta = get_float(c, "beta", 1.0f);
+	c->a->gemm.ta = get_int(c, "transA", 0, INT64_MIN, INT64_MAX) != 0;
+	c->a->gemm.tb = get_int(c, "transB", 0, INT64_MIN, INT64_MAX) != 0;
+}
+
+/* Opset < 13 coerces the input to 2-D around axis (default 1). */
+static void p_softmax(Ctx *c)
+{
+	int legacy = c->L->opset < 13;
+	c->a->axis.legacy = legacy;
+	c->a->axis.axis = axis_attr(c, "axis", legacy ? 1 : -1, IR_MAXRANK - 1);
+}
+
+static void p_batchnorm(Ctx *c)
+{
+	c->a->bn.eps = get_float(c, "epsilon", 1e-5f);
+	skip(c, "momentum");  /* running statistics: training only */
+	if (get_int(c, "spatial", 1, INT64_MIN, INT64_MAX) != 1)
+		err(c, "attribute 'spatial' = 0 is not supported (per-activation statistics)");
+	if (c->L->opset >= 14 && get_int(c, "training_mode", 0, INT64_MIN, INT64_MAX) != 0)
+		err(c, "attribute 'training_mode' = 1 is not supported (potc compiles inference)");
+}
+
+/* ReduceSum took axes as an input at opset 13, the others at 18. */
+static void p_reduce(Ctx *c)
+{
+	int sum = c->op == OP_REDUCESUM;
+	c->a->reduce.keepdims = get_flag(c, "keepdims", 1);
+	if (sum ? c->L->opset < 13 : c->L->opset < 18)
+		ints_input(c, "axes", 0);
+	else
+		c->a->reduce.noop_empty = get_flag(c, "noop_with_empty_axes", 0);
+}
+
+/* ---- element-wise ---- */
+
+static void p_leakyrelu(Ctx *c)
+{
+	c->a->ab.alpha = get_float(c, "alpha", 0.01f);
+}
+
+static void p_hardsigmoid(Ctx *c)
+{
+	c->a->ab.alpha = get_float(c, "alpha", 0.2f);
+	c->a->ab.beta = get_float(c, "beta", 0.5f);
+}
+
+static void p_elu(Ctx *c)
+{
+	c->a->ab.alpha = get_float(c, "alpha", 1.0f);
+}
+
+static void p_selu(Ctx *c)
+{
+	c->a->ab.alpha = get_float(c, "alpha", 1.67326319217681884765625f);
+	c->a->ab.beta = get_float(c, "gamma", 1.05070102214813232421875f);
+}
+
+/* Opset < 11: min/max attributes become scalar inputs; absent stays absent. */
+static void p_clip(Ctx *c)
+{
+	if (c->L->opset >= 11)
+		return;
+	const Onnx__AttributeProto *lo = find(c, "min", T(FLOAT));
+	const Onnx__AttributeProto *hi = find(c, "max", T(FLOAT));
+	if (lo || hi)
+		append(c, lo ? onnx_const_f32(c->L, const_name(c, "min"), lo->f) : -1);
+	if (hi)
+		append(c, onnx_const_f32(c->L, const_name(c, "max"), hi->f));
+}
+
+/* ---- data movement ---- */
+
+/* Inference ignores the ratio; training mode would need random masks. */
+static void p_dropout(Ctx *c)
+{
+	if (c->L->opset < 12) {
+		skip(c, "ratio");
+		return;
+	}
+	skip(c, "seed");
+	if (c->nin < 3 || c->in[2] < 0)
+		return;
+	const Tensor *t = &c->L->g->tensor[c->in[2]];
+	int on = t->kind != TK_CONST;
+	for (int64_t i = 0; !on && i < ir_numel(t); i++)
+		on = ir_get(t, i) != 0;
+	if (on)
+		err(c, "training mode is not supported (input 'training_mode' must be a constant false)");
+}
+
+static void p_reshape(Ctx *c)
+{
+	if (c->L->opset >= 14)
+		c->a->reshape.allowzero = get_flag(c, "allowzero", 0);
+}
+
+static void p_flatten(Ctx *c)
+{
+	c->a->axis.axis = axis_attr(c, "axis", 1, IR_MAXRANK);
+}
+
+static int present(const Ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->np->n_attribute; i++)
+		if (!strcmp(onnx_str(c->np->attribute[i]->name), name))
+			return 1;
+	return 0;
+}
+
+static void p_concat(Ctx *c)
+{
+	if (!present(c, "axis"))
+		err(c, "attribute 'axis' is required");
+	c->a->axis.axis = axis_attr(c, "axis", 0, IR_MAXRANK - 1);
+}
+
+static void p_gather(Ctx *c)
+{
+	c->a->axis.axis = axis_attr(c, "axis", 0, IR_MAXRANK - 1);
+}
+
+static void p_transpose(Ctx *c)
+{
+	int64_t p[IR_MAXRANK];
+	int n = get_ints(c, "perm", p, IR_MAXRANK);
+	unsigned seen = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < 0 || p[i] >= n || (seen >> p[i] & 1)) {
+			err(c, "attribute 'perm' is not a permutation (value %lld)", (long long)p[i]);
+			return;
+		}
+		seen |= 1u << p[i];
+		c->a->perm.p[i] = (int)p[i];
+	}
+	c->a->perm.n = n > 0 ? n : 0;
+}
+
+static void p_squeeze(Ctx *c)
+{
+	if (c->L->opset < 13)
+		ints_input(c, "axes", c->op == OP_UNSQUEEZE);
+}
+
+/* Opset < 10: starts, ends, axes attributes. */
+static void p_slice(Ctx *c)
+{
+	if (c->L->opset >= 10)
+		return;
+	int64_t s[IR_MAXRANK], e[IR_MAXRANK], ax[IR_MAXRANK];
+	int ns = get_ints(c, "starts", s, IR_MAXRANK);
+	int ne = get_ints(c, "ends", e, IR_MAXRANK);
+	int na = get_ints(c, "axes", ax, IR_MAXRANK);
+	if (c->bad)
+		return;
+	if (ns < 0 || ne < 0) {
+		err(c, "attribute '%s' is required", ns < 0 ? "starts" : "ends");
+		return;
+	}
+	if (ns != ne || (na >= 0 && na != ns)) {
+		err(c, "attributes 'starts', 'ends' and 'axes' differ in length");
+		return;
+	}
+	append_i64(c, "starts", s, ns);
+	append_i64(c, "ends", e, ne);
+	if (na >= 0)
+		append_i64(c, "axes", ax, na);
+}
+
+/* Opset < 11: pads and value attributes; the pads order (all begins, then
+ * all ends) is the same in both forms. */
+static void p_pad(Ctx *c)
+{
+	char buf[32];
+	const char *m = get_string(c, "mode", buf, sizeof buf, "constant");
+	if (!strcmp(m, "constant"))
+		c->a->pad.mode = PADMODE_CONSTANT;
+	else if (!strcmp(m, "reflect"))
+		c->a->pad.mode = PADMODE_REFLECT;
+	else if (!strcmp(m, "edge"))
+		c->a->pad.mode = PADMODE_EDGE;
+	else
+		err(c, "attribute 'mode' = '%s' is not supported (constant, reflect, edge)", m);
+	if (c->L->opset >= 11)
+		return;
+	int64_t p[2 * IR_MAXRANK];
+	int n = get_ints(c, "pads", p, 2 * IR_MAXRANK);
+	if (n < 0 || n % 2) {
+		if (!c->bad)
+			err(c, "attribute 'pads' is required, with 2 values per dim");
+		return;
+	}
+	append_i64(c, "pads", p, n);
+	float v = get_float(c, "value", 0.0f);
+	if (v != 0.0f)
+		append(c, onnx_const_f32(c->L, const_name(c, "value"), v));
+}
+
+/* ---- shape arithmetic ---- */
+
+static void p_cast(Ctx *c)
+{
+	const Onnx__AttributeProto *at = find(c, "to", T(INT));
+	if (!at) {
+		if (!c->bad)
+			err(c, "attribute 'to' is required");
+		return;
+	}
+	DType dt = onnx_dtype(c->L, c->ni, "attribute 'to'", at->i < INT_MIN || at->i > INT_MAX ? -1 : (int)at->i);
+	c->bad |= dt == DT_UNDEF;
+	c->a->cast.to = dt;
+}
+
+static void p_constofshape(Ctx *c)
+{
+	const Onnx__AttributeProto *at = find(c, "value", T(TENSOR));
+	c->a->cast.to = DT_F32;
+	if (!at || !at->t)
+		return;
+	int id = onnx_tensor_const(c->L, c->ni, const_name(c, "value"), at->t);
+	if (id < 0) {
+		c->bad = 1;
+		return;
+	}
+	const Tensor *t = &c->L->g->tensor[id];
+	if (ir_numel(t) != 1) {
+		err(c, "attribute 'value' must hold one value, it holds %lld", (long long)ir_numel(t));
+		return;
+	}
+	c->a->cast.to = t->dtype;
+	c->a->cast.value = ir_get(t, 0);
+}
+
+/* Opset 15 slicing of the shape; clamping to +-(IR_MAXRANK+1) keeps the
+ * meaning (ONNX clamps to [0, rank] anyway) and fits an int. */
+static void p_shape(Ctx *c)
+{
+	if (c->L->opset < 15)
+		return;
+	const int64_t lim = IR_MAXRANK + 1;
+	int64_t s = get_int(c, "start", 0, INT64_MIN, INT64_MAX);
+	const Onnx__AttributeProto *e = find(c, "end", T(INT));
+	c->a->shape.start = (int)(s < -lim ? -lim : s > lim ? lim : s);
+	c->a->shape.has_end = e != NULL;
+	if (e)
+		c->a->shape.end = (int)(e->i < -lim ? -lim : e->i > lim ? lim : e->i);
+}
+
+/* ---- dispatch ---- */
+
+typedef void (*Parser)(Ctx *);
+
+static const Parser parsers[OP_COUNT] = {
+	[OP_CONV] = p_conv, [OP_MAXPOOL] = p_maxpool, [OP_AVGPOOL] = p_avgpool,
+	[OP_GEMM] = p_gemm, [OP_SOFTMAX] = p_softmax, [OP_LOGSOFTMAX] = p_softmax,
+	[OP_BATCHNORM] = p_batchnorm,
+	[OP_REDUCEMEAN] = p_reduce, [OP_REDUCEMAX] = p_reduce, [OP_REDUCEMIN] = p_reduce,
+	[OP_REDUCESUM] = p_reduce, [OP_REDUCEPROD] = p_reduce,
+	[OP_LEAKYRELU] = p_leakyrelu, [OP_HARDSIGMOID] = p_hardsigmoid, [OP_ELU] = p_elu,
+	[OP_SELU] = p_selu, [OP_CLIP] = p_clip,
+	[OP_DROPOUT] = p_dropout, [OP_RESHAPE] = p_reshape, [OP_FLATTEN] = p_flatten,
+	[OP_SQUEEZE] = p_squeeze, [OP_UNSQUEEZE] = p_squeeze, [OP_TRANSPOSE] = p_transpose,
+	[OP_CONCAT] = p_concat, [OP_PAD] = p_pad, [OP_SLICE] = p_slice, [OP_GATHER] = p_gather,
+	[OP_SHAPE] = p_shape, [OP_CAST] = p_cast, [OP_CONSTOFSHAPE] = p_constofshape,
+};
+
+/* ONNX input counts {min, max} in the input form; max -1: any number.
+ * Ops not listed take one input. */
+static const struct { signed char lo, hi; } arity[OP_COUNT] = {
+	[OP_CONV] = {2, 3}, [OP_GEMM] = {2, 3}, [OP_MATMUL] = {2, 2},
+	[OP_BATCHNORM] = {5, 5},
+	[OP_REDUCEMEAN] = {1, 2}, [OP_REDUCEMAX] = {1, 2}, [OP_REDUCEMIN] = {1, 2},
+	[OP_REDUCESUM] = {1, 2}, [OP_REDUCEPROD] = {1, 2},
+	[OP_ADD] = {2, 2}, [OP_SUB] = {2, 2}, [OP_MUL] = {2, 2}, [OP_DIV] = {2, 2},
+	[OP_POW] = {2, 2}, [OP_PRELU] = {2, 2},
+	[OP_MAX] = {1, -1}, [OP_MIN] = {1, -1}, [OP_SUM] = {1, -1}, [OP_MEAN] = {1, -1},
+	[OP_EQUAL] = {2, 2}, [OP_LESS] = {2, 2}, [OP_GREATER] = {2, 2}, [OP_WHERE] = {3, 3},
+	[OP_CLIP] = {1, 3}, [OP_DROPOUT] = {1, 3}, [OP_RESHAPE] = {2, 2},
+	[OP_SQUEEZE] = {1, 2}, [OP_UNSQUEEZE] = {2, 2}, [OP_CONCAT] = {1, -1},
+	[OP_PAD] = {2, 3}, [OP_SLICE] = {3, 5}, [OP_GATHER] = {2, 2}, [OP_EXPAND] = {2, 2},
+	[OP_TILE] = {2, 2}, [OP_RANGE] = {3, 3},
+};
+
+/* Does this opset give op the attribute form (one data input)? */
+static int attr_form(Op op, int opset)
+{
+	switch (op) {
+	case OP_SLICE: return opset < 10;
+	case OP_PAD: case OP_CLIP: return opset < 11;
+	case OP_DROPOUT: return opset < 12;
+	case OP_SQUEEZE: case OP_UNSQUEEZE: case OP_REDUCESUM: return opset < 13;
+	case OP_REDUCEMEAN: case OP_REDUCEMAX: case OP_REDUCEMIN: case OP_REDUCEPROD: return opset < 18;
+	default: return 0;
+	}
+}
+
+/* Input count and required inputs, before any normalisation. */
+static int check_arity(Ctx *c)
+{
+	int lo = arity[c->op].lo ? arity[c->op].lo : 1;
+	int hi = arity[c->op].lo ? arity[c->op].hi : 1;
+	if (attr_form(c->op, c->L->opset))
+		lo = hi = 1;
+	if (c->nin < lo || (hi >= 0 && c->nin > hi)) {
+		char range[32];
+		snprintf(range, sizeof range, hi < 0 ? "at least %d" : lo == hi ? "%d" : "%d to %d", lo, hi);
+		onnx_err(c->L, c->ni, "takes %s input%s at opset %d, it has %d", range,
+		         hi == 1 ? "" : "s", c->L->opset, c->nin);
+		return 1;
+	}
+	for (int j = 0; j < c->nin; j++)
+		if (c->in[j] < 0 && (j < lo || hi < 0)) {
+			onnx_err(c->L, c->ni, "input %d is required but empty", j);
+			return 1;
+		}
+	return 0;
+}
+
+static int check_names(Ctx *c)
+{
+	const Onnx__NodeProto *np = c->np;
+	if (np->n_attribute > MAX_ATTRS) {
+		onnx_err(c->L, c->ni, "has %zu attributes; no ONNX op has that many", np->n_attribute);
+		return 1;
+	}
+	for (size_t i = 0; i < np->n_attribute; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(onnx_str(np->attribute[i]->name), onnx_str(np->attribute[j]->name))) {
+				onnx_err(c->L, c->ni, "attribute '%s' is given twice", onnx_str(np->attribute[i]->name));
+				return 1;
+			}
+	return 0;
+}
+
+static void check_unread(Ctx *c)
+{
+	for (size_t i = 0; i < c->np->n_attribute; i++)
+		if (!c->used[i]) {
+			onnx_err(c->L, c->ni, "attribute '%s' is not supported at opset %d",
+			         onnx_str(c->np->attribute[i]->name), c->L->opset);
+			c->bad = 1;
+		}
+}
+
+int onnx_node_attrs(Loader *L, int ni, Op op, Attr *a, int *in, int nin)
+{
+	Ctx c = {.L = L, .ni = ni, .np = L->gp->node[ni], .op = op, .a = a, .in = in, .nin = nin};
+	if (check_names(&c) || check_arity(&c))
+		return -1;
+	if (parsers[op])
+		parsers[op](&c);
+	if (!c.bad)
+		check_unread(&c);
+	return c.bad ? -1 : c.nin;
+}
