@@ -164,7 +164,7 @@ static int norm_axis(Ctx *c, int64_t axis, int r, int past_end, int *out)
 static int mark_axes(Ctx *c, const int64_t *ax, int nax, int r, char *mark)
 {
 	for (int i = 0; i < nax; i++) {
-		int a;
+		int a = 0;
 		if (norm_axis(c, ax[i], r, 0, &a))
 			return 1;
 		if (mark[a])
@@ -515,7 +515,7 @@ static int batchnorm(Ctx *c)
 static int softmax(Ctx *c)
 {
 	const Tensor *x = in(c, 0);
-	int axis;
+	int axis = 0;
 	if (norm_axis(c, c->node->a.axis.axis, x->rank, c->node->a.axis.legacy, &axis))
 		return 1;
 	Shape s = shape_of(x);
@@ -612,7 +612,7 @@ static int reshape(Ctx *c)
 static int flatten(Ctx *c)
 {
 	const Tensor *x = in(c, 0);
-	int axis;
+	int axis = 0;
 	if (norm_axis(c, c->node->a.axis.axis, x->rank, 1, &axis))
 		return 1;
 	Shape s = {.rank = 2};
@@ -688,7 +688,7 @@ static int transpose(Ctx *c)
 static int concat(Ctx *c)
 {
 	const Tensor *x = in(c, 0);
-	int axis;
+	int axis = 0;
 	if (norm_axis(c, c->node->a.axis.axis, x->rank, 0, &axis))
 		return 1;
 	Shape s = shape_of(x);
@@ -834,7 +834,7 @@ static int check_indices(Ctx *c, const Tensor *idx, int64_t n)
 static int gather(Ctx *c)
 {
 	const Tensor *x = in(c, 0), *idx = in(c, 1);
-	int axis;
+	int axis = 0;
 	if (idx->dtype != DT_I32 && idx->dtype != DT_I64)
 		return fail(c, "indices '%s' must be i32 or i64, not %s", idx->name,
 		            ir_dtype_name(idx->dtype));

@@ -13,7 +13,7 @@ PKGS=(
   dataset-fashion-mnist                         # demo and accuracy tests
   python3 python3-numpy python3-onnx            # conformance runner, data conversion
   gcc-arm-none-eabi libnewlib-arm-none-eabi     # cross-compile checks of generated code
-  valgrind nodejs npm
+  valgrind                                      # leak checks of the bad-input corpus
 )
 
 missing=()
