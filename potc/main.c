@@ -21,6 +21,7 @@ static const char usage[] =
 	"  --driver MAIN.c         also write a main() that runs the model on .npy files\n"
 	"  --arena static|extern   static arena (default) or one the caller passes to NAME_run\n"
 	"  --input-shape NAME=DIMS bind an input's dims, e.g. x=1x3x48x192 (repeatable)\n"
+	"  --const NAME=FILE.npy   make input NAME a constant with this data (repeatable)\n"
 	"  -d PASS[,PASS...]|all   dump the IR after these passes to stderr\n"
 	"                          (import, fold, bnfold, views, dce, fuse, memplan)\n"
 	"  --help, --version\n";
@@ -54,7 +55,7 @@ static int parse_shape(const char *s, InputShape *sh)
 		char *end;
 		errno = 0;
 		long long v = strtoll(p, &end, 10);
-		if (end == p || errno || v < 1 || v > (1LL << 31) || sh->rank == IR_MAXRANK)
+		if (end == p || errno || v < 0 || v > (1LL << 31) || sh->rank == IR_MAXRANK)
 			return 1;
 		sh->dim[sh->rank++] = v;
 		if (*end == 0)
@@ -70,7 +71,8 @@ static int parse_opt(Cli *c, int argc, char **argv, int *i)
 	const char *a = argv[*i];
 	const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
 	int takes = strcmp(a, "-o") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--driver") == 0 ||
-	            strcmp(a, "--arena") == 0 || strcmp(a, "--input-shape") == 0 || strcmp(a, "-d") == 0;
+	            strcmp(a, "--arena") == 0 || strcmp(a, "--input-shape") == 0 || strcmp(a, "-d") == 0 ||
+	            strcmp(a, "--const") == 0;
 	if (!takes)
 		return bad_usage("unknown option '%s'", a);
 	if (!v)
@@ -96,11 +98,17 @@ static int parse_opt(Cli *c, int argc, char **argv, int *i)
 		c->o.arena_extern = strcmp(v, "extern") == 0;
 	} else if (strcmp(a, "-d") == 0) {
 		c->o.dump = v;
+	} else if (strcmp(a, "--const") == 0) {
+		const char *eq = strchr(v, '=');
+		if (!eq || eq == v || !eq[1] || c->o.nfreeze == POTC_MAXSHAPES)
+			return bad_usage("bad --const '%s' (want NAME=FILE.npy)", v);
+		c->o.freeze[c->o.nfreeze].name = strndup(v, (size_t)(eq - v));
+		c->o.freeze[c->o.nfreeze++].path = eq + 1;
 	} else {
 		if (c->o.nshape == POTC_MAXSHAPES)
 			return bad_usage("too many --input-shape options%s", "");
 		if (parse_shape(v, &c->o.shape[c->o.nshape++]))
-			return bad_usage("bad --input-shape '%s' (want NAME=1x3x224x224, dims 1..2^31)", v);
+			return bad_usage("bad --input-shape '%s' (want NAME=1x3x224x224, dims 0..2^31)", v);
 	}
 	return 0;
 }
@@ -166,5 +174,7 @@ int main(int argc, char **argv)
 		err = potc_compile(&c.o, &d);
 	for (int i = 0; i < c.o.nshape; i++)
 		free((void *)c.o.shape[i].name);
+	for (int i = 0; i < c.o.nfreeze; i++)
+		free((void *)c.o.freeze[i].name);
 	return err ? 1 : 0;
 }

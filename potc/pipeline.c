@@ -47,7 +47,7 @@ static void dump(const PotcOptions *o, const Graph *g, const char *pass)
 
 Graph *potc_load(Arena *a, const PotcOptions *o, const char *stop, Diag *d)
 {
-	Graph *g = onnx_load(a, o->model, o->shape, o->nshape, d);
+	Graph *g = potc_import(a, o, d);
 	if (!g || ir_verify(g, d))
 		return NULL;
 	dump(o, g, "import");

@@ -18,10 +18,15 @@ typedef struct {
 	int arena_extern;           /* NAME_run takes the arena as an argument */
 	InputShape shape[POTC_MAXSHAPES];
 	int nshape;
+	/* --const NAME=FILE.npy: the input becomes a constant with that data */
+	struct { const char *name, *path; } freeze[POTC_MAXSHAPES];
+	int nfreeze;
 	const char *dump;           /* "fold,fuse", "all" or NULL: ir_dump after those passes */
 	FILE *dump_out;             /* stderr if NULL */
 } PotcOptions;
 
+/* onnx_load with the --input-shape and --const bindings applied (import.c). */
+Graph *potc_import(Arena *, const PotcOptions *, Diag *);
 /* Load and lower a model through the whole pipeline (or up to and including
  * pass `stop`, when not NULL).  NULL on error. */
 Graph *potc_load(Arena *, const PotcOptions *, const char *stop, Diag *);
@@ -33,6 +38,8 @@ int potc_cmd_info(const PotcOptions *, Diag *);
 /* `potc run`: the float reference evaluator on .npy files (run.c). */
 int potc_cmd_run(const PotcOptions *, const char *const *in, int nin,
                  const char *const *out, int nout, Diag *);
+/* The npy_io element type (NpyType) of an IR dtype, -1 if none. */
+int potc_npy_type(DType);
 /* Names of the pipeline's passes in order, NULL-terminated. */
 extern const char *const potc_passes[];
 

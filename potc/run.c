@@ -7,12 +7,6 @@
 #include "npy_io.h"
 #include "potc.h"
 
-static const NpyType npy_of[DT_COUNT] = {
-	[DT_F32] = NPY_F4, [DT_F64] = NPY_F8, [DT_I8] = NPY_I1, [DT_U8] = NPY_U1,
-	[DT_I16] = NPY_I2, [DT_U16] = NPY_U2, [DT_I32] = NPY_I4, [DT_U32] = NPY_U4,
-	[DT_I64] = NPY_I8, [DT_BOOL] = NPY_B1,
-};
-
 /* How many model-sized slices file a holds for input t (0 = wrong shape). */
 static long slices(const Npy *a, const Tensor *t)
 {
@@ -45,7 +39,7 @@ static int load_inputs(const Graph *g, const char *const *path, Npy *a, void **b
 		}
 		*nslice = n;
 		buf[i] = malloc((size_t)a[i].count * ir_dtype_size(t->dtype) + 1);
-		if (npy_convert(&a[i], npy_of[t->dtype], buf[i])) {
+		if (npy_convert(&a[i], (NpyType)potc_npy_type(t->dtype), buf[i])) {
 			diag_error(d, path[i], "%s data cannot feed %s input \"%s\"",
 			           npy_descr(a[i].type), ir_dtype_name(t->dtype), t->name);
 			return 1;
@@ -66,7 +60,7 @@ static int write_outputs(const Graph *g, const char *const *path, void **buf, lo
 		if (rank == 0 && nslice > 1)
 			dim[rank++] = 1;
 		dim[0] *= nslice;
-		if (npy_write(path[i], npy_of[t->dtype], rank, dim, buf[i], err, sizeof err)) {
+		if (npy_write(path[i], (NpyType)potc_npy_type(t->dtype), rank, dim, buf[i], err, sizeof err)) {
 			diag_error(d, path[i], "%s", err);
 			return 1;
 		}

@@ -145,6 +145,11 @@ def model_io(model):
     return inputs, list(model.graph.output)
 
 
+# Element types potc claims at a model's inputs and outputs: float32 compute,
+# integer and bool tensors for indices, shapes, masks and data movement.
+CLAIMED_DTYPES = ('float32', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'bool')
+
+
 def io_skip_reason(inputs, outputs, any_dtype=False):
     io = [('input', vi) for vi in inputs] + [('output', vi) for vi in outputs]
     for what, vi in io:
@@ -155,8 +160,8 @@ def io_skip_reason(inputs, outputs, any_dtype=False):
         return None
     for what, vi in io:
         k = value_kind(vi)
-        if k != 'float32':
-            return 'non-float32 %s (%s)' % (what, k)
+        if k not in CLAIMED_DTYPES:
+            return '%s %s (potc computes in float32; integers only move or index data)' % (k, what)
     return None
 
 
@@ -273,6 +278,21 @@ def _run_test(name, tdir, args, work):
                 shp = load_tensor_pb(p).shape
                 shape_args += ['--input-shape', '%s=%s' % (vi.name, 'x'.join(str(d) for d in shp))]
         rc, out, err = run_cmd([potc, 'info', model_path] + shape_args, deadline)
+        frozen = set()
+        if rc != 0 and 'potc needs static shapes' in err and len(sets) == 1:
+            # Shapes that come from integer inputs (Reshape's shape, Slice's
+            # starts, ...): bind those inputs to the test's data with --const,
+            # as a user deploying such a model would, and test the rest.
+            for i, p in enumerate(files[0][0]):
+                arr = load_tensor_pb(p)
+                if arr.dtype.kind in 'iu':
+                    npy = os.path.join(work, 'const_in%d.npy' % i)
+                    os.makedirs(work, exist_ok=True)
+                    np.save(npy, arr)
+                    shape_args += ['--const', '%s=%s' % (inputs[i].name, npy)]
+                    frozen.add(i)
+            if frozen:
+                rc, out, err = run_cmd([potc, 'info', model_path] + shape_args, deadline)
         unsup = None
         for ln in out.splitlines():
             m = re.match(r'\s*unsupported:\s*(.*)$', ln)
@@ -282,6 +302,8 @@ def _run_test(name, tdir, args, work):
         if unsup and unsup != ['none']:
             return Result(name, SKIP, 'unsupported op%s: %s' % ('s' if len(unsup) > 1 else '',
                                                                 ' '.join(sorted(set(unsup)))))
+        if rc != 0 and ('training mode is not supported' in err or "'training_mode' = 1" in err):
+            return Result(name, SKIP, 'training mode (potc compiles inference)')
         if rc != 0 and 'potc needs static shapes' in err:
             # A shape computed from run-time values: outside what an AOT
             # compiler with static memory plans can do, by design.
@@ -292,8 +314,10 @@ def _run_test(name, tdir, args, work):
             return Result(name, FAIL, "potc info: no 'unsupported:' line in its output")
 
         # 2. compile
-        shutil.rmtree(work, ignore_errors=True)
-        os.makedirs(work)
+        for f in glob.glob(os.path.join(work, '*')):
+            if not os.path.basename(f).startswith('const_in'):
+                os.unlink(f) if os.path.isfile(f) else shutil.rmtree(f, ignore_errors=True)
+        os.makedirs(work, exist_ok=True)
         model_c = os.path.join(work, 'model.c')
         main_c = os.path.join(work, 'main.c')
         prog = os.path.join(work, 'prog')
@@ -312,6 +336,8 @@ def _run_test(name, tdir, args, work):
             tag = '' if len(sets) == 1 else base + ': '
             argv = [prog]
             for i, p in enumerate(ins):
+                if i in frozen:
+                    continue
                 npy = os.path.join(work, '%s_in%d.npy' % (base, i))
                 np.save(npy, load_tensor_pb(p))
                 argv.append(npy)
@@ -359,7 +385,7 @@ def main(argv=None):
     ap.add_argument('--atol', type=float, default=1e-5)
     ap.add_argument('--timeout', type=float, default=60.0, help='seconds per test (default 60)')
     ap.add_argument('--any-dtype', action='store_true',
-                    help='do not skip models with non-float32 tensor inputs/outputs (let potc info decide)')
+                    help='do not skip models whose inputs/outputs have element types potc does not claim (float16, double, string, ...)')
     ap.add_argument('--data', default=DEFAULT_DATA, help='test data root (default %(default)s)')
     ap.add_argument('--suites', default=DEFAULT_SUITES, help='comma-separated (default %(default)s)')
     args = ap.parse_args(argv)
