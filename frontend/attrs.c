@@ -1,10 +1,14 @@
-/* Per-op knowledge of ONNX opsets 9 to 17: input counts, attributes into
+/* Per-op knowledge of ONNX opsets 1 to 17: input counts, attributes into
  * the IR's Attr union (with the spec's defaults), and attribute forms that
  * later opsets moved to inputs (Slice starts, Pad pads, Squeeze axes, Clip
- * min/max, ...) rewritten to the input form with constant tensors.
+ * min/max, Reshape shape, ...) rewritten to the input form with constant
+ * tensors.  Old semantics that need new nodes (legacy broadcasting, Tile-1)
+ * are in legacy.c.
  *
  * Every attribute a parser reads is marked; one left unmarked is an error,
- * so an attribute potc does not implement never changes a result silently. */
+ * so an attribute potc does not implement never changes a result silently.
+ * Parsers read an attribute only at the opsets whose schema has it. */
+#include <float.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -243,7 +247,8 @@ static void autopad(Ctx *c, Window *w)
 		err(c, "attribute 'auto_pad' = '%s' is not valid", s);
 }
 
-/* Conv, MaxPool, AveragePool: kernel, strides, dilations, pads, auto_pad. */
+/* Conv, MaxPool, AveragePool: kernel, strides, dilations, pads, auto_pad.
+ * Dilations: Conv always, MaxPool from opset 10, AveragePool from 19. */
 static void window(Ctx *c)
 {
 	Window *w = &c->a->win;
@@ -264,11 +269,11 @@ static void window(Ctx *c)
 		w->k[i] = (int)k[i];
 	}
 	spatial(c, "strides", w->s, nk, 1, 1);
-	if (c->op == OP_AVGPOOL)  /* dilations came with opset 19 */
+	if (c->op == OP_CONV || c->L->opset >= 10)
+		spatial(c, "dilations", w->d, nk, 1, 1);
+	else
 		for (int i = 0; i < nk; i++)
 			w->d[i] = 1;
-	else
-		spatial(c, "dilations", w->d, nk, 1, 1);
 	spatial(c, "pads", w->pad, 2 * nk, 0, 0);
 	autopad(c, w);
 }
@@ -282,26 +287,44 @@ static void p_conv(Ctx *c)
 static void p_maxpool(Ctx *c)
 {
 	window(c);
-	c->a->win.ceil = get_flag(c, "ceil_mode", 0);
+	if (c->L->opset >= 10)
+		c->a->win.ceil = get_flag(c, "ceil_mode", 0);
 	/* storage_order only lays out the Indices output, which potc refuses. */
-	get_flag(c, "storage_order", 0);
+	if (c->L->opset >= 8)
+		get_flag(c, "storage_order", 0);
 }
 
+/* AveragePool before opset 7 excludes pads, as count_include_pad = 0 does. */
 static void p_avgpool(Ctx *c)
 {
 	window(c);
-	c->a->win.ceil = get_flag(c, "ceil_mode", 0);
-	c->a->win.incl_pad = get_flag(c, "count_include_pad", 0);
+	if (c->L->opset >= 10)
+		c->a->win.ceil = get_flag(c, "ceil_mode", 0);
+	if (c->L->opset >= 7)
+		c->a->win.incl_pad = get_flag(c, "count_include_pad", 0);
 }
 
 /* ---- other compute ops ---- */
 
+/* A nonzero int is true (the old schemas say "nonzero" for their flags). */
+static int get_bool(Ctx *c, const char *name, int def)
+{
+	return get_int(c, name, def, INT64_MIN, INT64_MAX) != 0;
+}
+
+/* Opset < 7: C broadcasts to [M, N] only with broadcast = 1. */
 static void p_gemm(Ctx *c)
 {
 	c->a->gemm.alpha = get_float(c, "alpha", 1.0f);
 	c->a->gemm.beta = get_float(c, "beta", 1.0f);
-	c->a->gemm.ta = get_int(c, "transA", 0, INT64_MIN, INT64_MAX) != 0;
-	c->a->gemm.tb = get_int(c, "transB", 0, INT64_MIN, INT64_MAX) != 0;
+	c->a->gemm.ta = get_bool(c, "transA", 0);
+	c->a->gemm.tb = get_bool(c, "transB", 0);
+	if (c->L->opset >= 7 || get_bool(c, "broadcast", 0) || c->nin < 3)
+		return;
+	int r = onnx_rank(c->L, c->in[2]);
+	if (r >= 0 && r != 2)
+		err(c, "input C '%s' has rank %d; at opset %d it must be [M, N] unless attribute "
+		    "'broadcast' = 1", c->L->g->tensor[c->in[2]].name, r, c->L->opset);
 }
 
 /* Opset < 13 coerces the input to 2-D around axis (default 1). */
@@ -312,12 +335,23 @@ static void p_softmax(Ctx *c)
 	c->a->axis.axis = axis_attr(c, "axis", legacy ? 1 : -1, IR_MAXRANK - 1);
 }
 
+/* Opset < 7: is_test (default 0!) picks inference. */
+static void test_mode(Ctx *c)
+{
+	if (c->L->opset < 7 && !get_bool(c, "is_test", 0))
+		err(c, "training mode (attribute 'is_test' = 0, the default) is not supported: potc "
+		    "compiles inference, the model must set is_test = 1");
+}
+
+/* spatial (opset < 9, still accepted later) = 0 keeps statistics per
+ * activation; legacy.c takes those that are per channel anyway. */
 static void p_batchnorm(Ctx *c)
 {
 	c->a->bn.eps = get_float(c, "epsilon", 1e-5f);
 	skip(c, "momentum");  /* running statistics: training only */
-	if (get_int(c, "spatial", 1, INT64_MIN, INT64_MAX) != 1)
-		err(c, "attribute 'spatial' = 0 is not supported (per-activation statistics)");
+	test_mode(c);
+	if (!get_bool(c, "spatial", 1) && !c->bad)
+		c->bad |= onnx_legacy_bn_stats(c->L, c->ni, c->in);
 	if (c->L->opset >= 14 && get_int(c, "training_mode", 0, INT64_MIN, INT64_MAX) != 0)
 		err(c, "attribute 'training_mode' = 1 is not supported (potc compiles inference)");
 }
@@ -335,6 +369,40 @@ static void p_reduce(Ctx *c)
 
 /* ---- element-wise ---- */
 
+/* Opset < 7 binary ops: no broadcasting unless broadcast = 1, then B's
+ * dims match A's from attribute 'axis' on (suffix matching without it). */
+static void p_binary(Ctx *c)
+{
+	if (c->L->opset >= 7)
+		return;
+	int bc = get_bool(c, "broadcast", 0);
+	const Onnx__AttributeProto *axis = find(c, "axis", T(INT));
+	if (bc && axis && axis->i < 0)
+		err(c, "attribute 'axis' = %lld is negative", (long long)axis->i);
+	if (c->bad)
+		return;
+	int b = !bc ? onnx_legacy_same(c->L, c->ni, c->in[0], c->in[1])
+	            : onnx_legacy_broadcast(c->L, c->ni, c->in[0], c->in[1], axis ? axis->i : -1);
+	c->bad |= b < 0;
+	c->in[1] = b;
+}
+
+/* Max, Min, Sum, Mean before opset 8: every input has one shape. */
+static void p_variadic(Ctx *c)
+{
+	for (int j = 1; c->L->opset < 8 && j < c->nin && !c->bad; j++)
+		c->bad |= onnx_legacy_same(c->L, c->ni, c->in[0], c->in[j]) < 0;
+}
+
+/* Opset < 7: a 1-D slope is per channel. */
+static void p_prelu(Ctx *c)
+{
+	if (c->L->opset >= 7)
+		return;
+	c->in[1] = onnx_legacy_slope(c->L, c->ni, c->in[0], c->in[1]);
+	c->bad |= c->in[1] < 0;
+}
+
 static void p_leakyrelu(Ctx *c)
 {
 	c->a->ab.alpha = get_float(c, "alpha", 0.01f);
@@ -351,23 +419,28 @@ static void p_elu(Ctx *c)
 	c->a->ab.alpha = get_float(c, "alpha", 1.0f);
 }
 
+/* Selu-1's defaults were rounded. */
 static void p_selu(Ctx *c)
 {
-	c->a->ab.alpha = get_float(c, "alpha", 1.67326319217681884765625f);
-	c->a->ab.beta = get_float(c, "gamma", 1.05070102214813232421875f);
+	int v1 = c->L->opset < 6;
+	c->a->ab.alpha = get_float(c, "alpha", v1 ? 1.6732f : 1.67326319217681884765625f);
+	c->a->ab.beta = get_float(c, "gamma", v1 ? 1.0507f : 1.05070102214813232421875f);
 }
 
-/* Opset < 11: min/max attributes become scalar inputs; absent stays absent. */
+/* Opset < 11: min/max attributes become scalar inputs.  Clip-6 defaults
+ * them to the float range (so it clips infinities); Clip-1 has no defaults,
+ * absent stays absent. */
 static void p_clip(Ctx *c)
 {
 	if (c->L->opset >= 11)
 		return;
+	int v6 = c->L->opset >= 6;
 	const Onnx__AttributeProto *lo = find(c, "min", T(FLOAT));
 	const Onnx__AttributeProto *hi = find(c, "max", T(FLOAT));
-	if (lo || hi)
-		append(c, lo ? onnx_const_f32(c->L, const_name(c, "min"), lo->f) : -1);
-	if (hi)
-		append(c, onnx_const_f32(c->L, const_name(c, "max"), hi->f));
+	if (lo || hi || v6)
+		append(c, lo || v6 ? onnx_const_f32(c->L, const_name(c, "min"), lo ? lo->f : -FLT_MAX) : -1);
+	if (hi || v6)
+		append(c, onnx_const_f32(c->L, const_name(c, "max"), hi ? hi->f : FLT_MAX));
 }
 
 /* ---- data movement ---- */
@@ -377,6 +450,7 @@ static void p_dropout(Ctx *c)
 {
 	if (c->L->opset < 12) {
 		skip(c, "ratio");
+		test_mode(c);
 		return;
 	}
 	skip(c, "seed");
@@ -390,8 +464,11 @@ static void p_dropout(Ctx *c)
 		err(c, "training mode is not supported (input 'training_mode' must be a constant false)");
 }
 
+/* Opset < 5: the shape attribute. */
 static void p_reshape(Ctx *c)
 {
+	if (c->L->opset < 5)
+		ints_input(c, "shape", 1);
 	if (c->L->opset >= 14)
 		c->a->reshape.allowzero = get_flag(c, "allowzero", 0);
 }
@@ -409,11 +486,12 @@ static int present(const Ctx *c, const char *name)
 	return 0;
 }
 
+/* Concat-1 defaults axis to 1; from opset 4 it is required. */
 static void p_concat(Ctx *c)
 {
-	if (!present(c, "axis"))
+	if (c->L->opset >= 4 && !present(c, "axis"))
 		err(c, "attribute 'axis' is required");
-	c->a->axis.axis = axis_attr(c, "axis", 0, IR_MAXRANK - 1);
+	c->a->axis.axis = axis_attr(c, "axis", 1, IR_MAXRANK - 1);
 }
 
 static void p_gather(Ctx *c)
@@ -468,8 +546,10 @@ static void p_slice(Ctx *c)
 		append_i64(c, "axes", ax, na);
 }
 
-/* Opset < 11: pads and value attributes; the pads order (all begins, then
- * all ends) is the same in both forms. */
+/* Opset < 11: pads (opset 1: paddings) and value attributes; the pads
+ * order (all begins, then all ends) is the same in every form.  Pad-1's
+ * example reads paddings as begin/end pairs, but its attribute text and
+ * Pad-2's corrected example give all begins first: the text wins. */
 static void p_pad(Ctx *c)
 {
 	char buf[32];
@@ -485,10 +565,11 @@ static void p_pad(Ctx *c)
 	if (c->L->opset >= 11)
 		return;
 	int64_t p[2 * IR_MAXRANK];
-	int n = get_ints(c, "pads", p, 2 * IR_MAXRANK);
+	const char *name = c->L->opset < 2 ? "paddings" : "pads";
+	int n = get_ints(c, name, p, 2 * IR_MAXRANK);
 	if (n < 0 || n % 2) {
 		if (!c->bad)
-			err(c, "attribute 'pads' is required, with 2 values per dim");
+			err(c, "attribute '%s' is required, with 2 values per dim", name);
 		return;
 	}
 	append_i64(c, "pads", p, n);
@@ -497,10 +578,53 @@ static void p_pad(Ctx *c)
 		append(c, onnx_const_f32(c->L, const_name(c, "value"), v));
 }
 
+/* Tile-1 takes (input, tiles, axis); repeats came with opset 6. */
+static void p_tile(Ctx *c)
+{
+	if (c->L->opset >= 6)
+		return;
+	int rep = onnx_legacy_tile(c->L, c->ni, c->in[0], c->in[1], c->in[2]);
+	c->bad |= rep < 0;
+	c->in[1] = rep;
+	c->nin = 2;
+}
+
 /* ---- shape arithmetic ---- */
+
+/* Cast-1 names the type: "FLOAT", "INT64", ... (TensorProto.DataType,
+ * whose value is the index here). */
+static int type_by_name(const char *s)
+{
+	static const char *const names[] = {
+		"UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING",
+		"BOOL", "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
+	for (int t = 1; t < (int)(sizeof names / sizeof names[0]); t++)
+		if (!strcmp(s, names[t]))
+			return t;
+	return -1;
+}
+
+static void p_cast1(Ctx *c)
+{
+	char buf[32];
+	const char *s = get_string(c, "to", buf, sizeof buf, NULL);
+	int t = s ? type_by_name(s) : -1;
+	if (!s && !c->bad)
+		err(c, "attribute 'to' is required");
+	else if (s && t < 0)
+		err(c, "attribute 'to' = '%s' is not a TensorProto data type name (FLOAT, INT64, ...)", s);
+	if (t < 0)
+		return;
+	c->a->cast.to = onnx_dtype(c->L, c->ni, "attribute 'to'", t);
+	c->bad |= c->a->cast.to == DT_UNDEF;
+}
 
 static void p_cast(Ctx *c)
 {
+	if (c->L->opset < 6) {
+		p_cast1(c);
+		return;
+	}
 	const Onnx__AttributeProto *at = find(c, "to", T(INT));
 	if (!at) {
 		if (!c->bad)
@@ -558,7 +682,11 @@ static const Parser parsers[OP_COUNT] = {
 	[OP_REDUCEMEAN] = p_reduce, [OP_REDUCEMAX] = p_reduce, [OP_REDUCEMIN] = p_reduce,
 	[OP_REDUCESUM] = p_reduce, [OP_REDUCEPROD] = p_reduce,
 	[OP_LEAKYRELU] = p_leakyrelu, [OP_HARDSIGMOID] = p_hardsigmoid, [OP_ELU] = p_elu,
-	[OP_SELU] = p_selu, [OP_CLIP] = p_clip,
+	[OP_SELU] = p_selu, [OP_CLIP] = p_clip, [OP_PRELU] = p_prelu,
+	[OP_ADD] = p_binary, [OP_SUB] = p_binary, [OP_MUL] = p_binary, [OP_DIV] = p_binary,
+	[OP_POW] = p_binary, [OP_EQUAL] = p_binary, [OP_LESS] = p_binary, [OP_GREATER] = p_binary,
+	[OP_MAX] = p_variadic, [OP_MIN] = p_variadic, [OP_SUM] = p_variadic, [OP_MEAN] = p_variadic,
+	[OP_TILE] = p_tile,
 	[OP_DROPOUT] = p_dropout, [OP_RESHAPE] = p_reshape, [OP_FLATTEN] = p_flatten,
 	[OP_SQUEEZE] = p_squeeze, [OP_UNSQUEEZE] = p_squeeze, [OP_TRANSPOSE] = p_transpose,
 	[OP_CONCAT] = p_concat, [OP_PAD] = p_pad, [OP_SLICE] = p_slice, [OP_GATHER] = p_gather,
@@ -586,6 +714,7 @@ static const struct { signed char lo, hi; } arity[OP_COUNT] = {
 static int attr_form(Op op, int opset)
 {
 	switch (op) {
+	case OP_RESHAPE: return opset < 5;
 	case OP_SLICE: return opset < 10;
 	case OP_PAD: case OP_CLIP: return opset < 11;
 	case OP_DROPOUT: return opset < 12;
@@ -602,6 +731,8 @@ static int check_arity(Ctx *c)
 	int hi = arity[c->op].lo ? arity[c->op].hi : 1;
 	if (attr_form(c->op, c->L->opset))
 		lo = hi = 1;
+	if ((c->op == OP_GEMM && c->L->opset < 11) || (c->op == OP_TILE && c->L->opset < 6))
+		lo = hi = 3;  /* Gemm's C was required; Tile-1 (input, tiles, axis) */
 	if (c->nin < lo || (hi >= 0 && c->nin > hi)) {
 		char range[32];
 		snprintf(range, sizeof range, hi < 0 ? "at least %d" : lo == hi ? "%d" : "%d to %d", lo, hi);
@@ -633,8 +764,35 @@ static int check_names(Ctx *c)
 	return 0;
 }
 
+/* Opset each op first appears in (0: opset 1). */
+static const signed char since[OP_COUNT] = {
+	[OP_EXPAND] = 8, [OP_WHERE] = 9, [OP_ERF] = 9, [OP_CONSTOFSHAPE] = 9, [OP_RANGE] = 11,
+	[OP_HARDSWISH] = 14,
+};
+
+static int check_since(Ctx *c)
+{
+	if (c->L->opset >= since[c->op])
+		return 0;
+	onnx_err(c->L, c->ni, "op %s does not exist at opset %d (it came with opset %d)",
+	         ir_opname[c->op], c->L->opset, since[c->op]);
+	return 1;
+}
+
+/* Opset before which op had the no-op attribute consumed_inputs. */
+static const signed char consumed_until[OP_COUNT] = {
+	[OP_BATCHNORM] = 6, [OP_ADD] = 6, [OP_SUB] = 6, [OP_MUL] = 6, [OP_DIV] = 6,
+	[OP_MAX] = 6, [OP_MIN] = 6, [OP_SUM] = 6, [OP_MEAN] = 6, [OP_PRELU] = 6, [OP_RELU] = 6,
+	[OP_LEAKYRELU] = 6, [OP_CLIP] = 6, [OP_SIGMOID] = 6, [OP_HARDSIGMOID] = 6, [OP_TANH] = 6,
+	[OP_EXP] = 6, [OP_LOG] = 6, [OP_SQRT] = 6, [OP_NEG] = 6, [OP_ABS] = 6, [OP_RECIPROCAL] = 6,
+	[OP_FLOOR] = 6, [OP_CEIL] = 6, [OP_ELU] = 6, [OP_SELU] = 6, [OP_DROPOUT] = 6,
+	[OP_RESHAPE] = 5,
+};
+
 static void check_unread(Ctx *c)
 {
+	if (c->L->opset < consumed_until[c->op])
+		skip(c, "consumed_inputs");  /* in-place hints for a Caffe2 runtime */
 	for (size_t i = 0; i < c->np->n_attribute; i++)
 		if (!c->used[i]) {
 			onnx_err(c->L, c->ni, "attribute '%s' is not supported at opset %d",
@@ -646,7 +804,7 @@ static void check_unread(Ctx *c)
 int onnx_node_attrs(Loader *L, int ni, Op op, Attr *a, int *in, int nin)
 {
 	Ctx c = {.L = L, .ni = ni, .np = L->gp->node[ni], .op = op, .a = a, .in = in, .nin = nin};
-	if (check_names(&c) || check_arity(&c))
+	if (check_names(&c) || check_since(&c) || check_arity(&c))
 		return -1;
 	if (parsers[op])
 		parsers[op](&c);

@@ -270,7 +270,19 @@ static int build_node(Loader *L, int ni, const int *eid)
 	L->g->tensor[out].dtype = out_dtype(L->g, op, &a, in);
 	int id = ir_node_new(L->g, op, L->nname[ni], nin, in, 1, &out);
 	L->g->node[id].a = a;
+	onnx_track_rank(L, id);
 	return 0;
+}
+
+/* A node the frontend puts ahead of ONNX node ni to rewrite an old form;
+ * its one output, named "<ni's name>.<what>", has in[0]'s dtype. */
+int onnx_add_node(Loader *L, int ni, Op op, const char *what, const int *in, int nin)
+{
+	const char *name = arena_printf(L->g->arena, "%s.%s", L->nname[ni], what);
+	int out = ir_tensor_new(L->g, name, L->g->tensor[in[0]].dtype, 0, NULL);
+	int id = ir_node_new(L->g, op, name, nin, in, 1, &out);
+	onnx_track_rank(L, id);
+	return out;
 }
 
 int onnx_nodes(Loader *L)

@@ -17,7 +17,7 @@
 #include "onnx_impl.h"
 
 enum {
-	OPSET_MIN = 9,
+	OPSET_MIN = 1,
 	OPSET_MAX = 17,
 	MAX_DEPTH = 64,  /* message nesting: real models stay under ~20 */
 };
@@ -204,7 +204,8 @@ static int opset(const Onnx__ModelProto *m, const char *path, Diag *d)
 		v = o->version;
 	}
 	if (v < 0) {
-		diag_error(d, path, "model imports no default ONNX opset (potc supports 9 to 17)");
+		diag_error(d, path, "model imports no default ONNX opset (potc supports %d to %d)",
+		           OPSET_MIN, OPSET_MAX);
 		return -1;
 	}
 	if (v < OPSET_MIN || v > OPSET_MAX) {

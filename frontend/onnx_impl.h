@@ -26,6 +26,7 @@ typedef struct {
 	int *op;                /* per ONNX node: Op, or -1 unsupported/Constant */
 	int *prod;              /* per tensor id: producing ONNX node, -1 */
 	int *uses;              /* per tensor id: node inputs + graph outputs naming it */
+	int *rank, nrank;       /* per tensor id: rank + 1 where legacy.c knows it */
 } Loader;
 
 /* onnx.c */
@@ -49,9 +50,19 @@ int onnx_const_f32(Loader *, const char *name, float v);
 /* nodes.c */
 int onnx_nodes(Loader *);
 int onnx_outputs(Loader *);
+int onnx_add_node(Loader *, int ni, Op, const char *what, const int *in, int nin);
 
 /* attrs.c: fills *a and may append normalised inputs to in[] (room for
  * nin + 3); returns the new input count, -1 after reporting an error. */
 int onnx_node_attrs(Loader *, int ni, Op, Attr *a, int *in, int nin);
+
+/* legacy.c: rewrites of opset 1 to 8 forms; -1 (or 1) after reporting. */
+int onnx_rank(const Loader *, int tensor);  /* -1 if not known before shape inference */
+void onnx_track_rank(Loader *, int node);
+int onnx_legacy_same(Loader *, int ni, int a, int b);
+int onnx_legacy_broadcast(Loader *, int ni, int a, int b, int64_t axis);
+int onnx_legacy_slope(Loader *, int ni, int x, int slope);
+int onnx_legacy_tile(Loader *, int ni, int x, int tiles, int axis);
+int onnx_legacy_bn_stats(Loader *, int ni, int *in);
 
 #endif

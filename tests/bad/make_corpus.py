@@ -164,17 +164,30 @@ def foreign_domain():
     return model([n], opsets=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
 
 
-@case("error: opset 8 not supported (potc supports 9 to 17)")
-def opset8():
-    return model(relu(), opset=8)
+@case('node "bn" (BatchNormalization): error: attribute \'spatial\' = 0 (per-activation '
+      'statistics) is supported only when they are per channel anyway; \'s\' holds 16 values '
+      'for 4 channels')
+def opset8_spatial():
+    # spatial (opsets 1 to 8) = 0: statistics per activation [C, H, W]
+    x = vi("x", [1, 4, 2, 2])
+    s = [numpy_helper.from_array(np.ones((4, 2, 2), np.float32), n) for n in ("s", "b", "m", "v")]
+    n = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn",
+                         spatial=0)
+    return model([n], inputs=[x], outputs=[vi("y", [1, 4, 2, 2])], inits=s, opset=8)
 
 
-@case("error: opset 99 not supported (potc supports 9 to 17)")
+@case('node "drop" (Dropout): error: training mode (attribute \'is_test\' = 0, the default) '
+      'is not supported: potc compiles inference, the model must set is_test = 1')
+def opset6_training():
+    return model([helper.make_node("Dropout", ["x"], ["y"], name="drop", ratio=0.5)], opset=6)
+
+
+@case("error: opset 99 not supported (potc supports 1 to 17)")
 def opset99():
     return model(relu(), opset=99)
 
 
-@case("error: model imports no default ONNX opset (potc supports 9 to 17)")
+@case("error: model imports no default ONNX opset (potc supports 1 to 17)")
 def no_opset():
     return model(relu(), opsets=[helper.make_opsetid("com.microsoft", 1)])
 

@@ -144,11 +144,61 @@ def untyped_attr():
     return model(nodes, [vi("x", [1, 2, 3])], [vi("y", None)], opset=10)
 
 
+def legacy_broadcast():
+    """Opset 6 broadcast=1 with axis: B gets trailing 1s (Unsqueeze) unless
+    it already lines up with A's last dims; a 1-D PRelu slope is per channel."""
+    b = numpy_helper.from_array(np.ones((3, 4), np.float32), "b")
+    c = numpy_helper.from_array(np.ones((4, 5), np.float32), "c")
+    s = numpy_helper.from_array(np.ones(3, np.float32), "s")
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["t1"], name="add", broadcast=1, axis=1),
+        helper.make_node("Mul", ["t1", "c"], ["t2"], name="mul", broadcast=1, axis=2),
+        helper.make_node("Relu", ["t2"], ["t3"], name="relu"),
+        helper.make_node("Sub", ["t3", "v"], ["t4"], name="sub", broadcast=1, axis=0),
+        helper.make_node("Div", ["t4", "x"], ["t5"], name="div"),
+        helper.make_node("PRelu", ["t5", "s"], ["y"], name="prelu"),
+    ]
+    return model(nodes, [vi("x", [2, 3, 4, 5]), vi("v", [2])], [vi("y", None)], [b, c, s], opset=6)
+
+
+def legacy_cast():
+    """Cast-1 (opset 5): 'to' is a type name; Selu-1's rounded defaults;
+    Clip-1 has no default bounds."""
+    nodes = [
+        helper.make_node("Cast", ["x"], ["i"], name="cast_i", to="INT32"),
+        helper.make_node("Cast", ["i"], ["y"], name="cast_f", to="FLOAT"),
+        helper.make_node("Selu", ["y"], ["z"], name="selu", consumed_inputs=[0]),
+        helper.make_node("Clip", ["z"], ["c"], name="clip", max=1.0),
+    ]
+    return model(nodes, [vi("x", [2, 3])], [vi("c", None)], opset=5)
+
+
+def legacy_opset1():
+    """Opset 1: Pad paddings, Concat's default axis 1, Reshape's shape
+    attribute, Tile-1's (tiles, axis), BatchNormalization spatial = 0 with
+    per-channel statistics, Dropout is_test."""
+    st = [numpy_helper.from_array(np.ones((2, 1, 1), np.float32), n) for n in ("sc", "bi", "me", "va")]
+    tiles = numpy_helper.from_array(np.array([3.0], np.float32), "tiles")
+    axis = numpy_helper.from_array(np.array([1.0], np.float32), "axis")
+    nodes = [
+        helper.make_node("Pad", ["x"], ["p"], name="pad", paddings=[0, 0, 1, 2], mode="edge"),
+        helper.make_node("Concat", ["p", "p"], ["c"], name="concat"),
+        helper.make_node("Reshape", ["c"], ["r"], name="reshape", shape=[1, 2, -1, 1],
+                         consumed_inputs=[1]),
+        helper.make_node("BatchNormalization", ["r", "sc", "bi", "me", "va"], ["b"], name="bn",
+                         is_test=1, spatial=0, consumed_inputs=[0, 0, 0, 1, 1]),
+        helper.make_node("Dropout", ["b"], ["d"], name="drop", is_test=1, ratio=0.2),
+        helper.make_node("Tile", ["d", "tiles", "axis"], ["y"], name="tile"),
+    ]
+    return model(nodes, [vi("x", [1, 3])], [vi("y", None)], st + [tiles, axis], opset=1)
+
+
 def one(node, opset=13, inputs=None, inits=()):
     return model([node], inputs or [vi("x", [1, 2, 3, 4])], [vi("y", None)], inits, opset=opset)
 
 
 W4 = numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")
+B4 = numpy_helper.from_array(np.ones(4, np.float32), "b")
 
 # (name, model, the one error it must give after "NAME.onnx: ")
 ERRORS = [
@@ -181,10 +231,58 @@ ERRORS = [
      "node \"n\" (Cast): error: attribute 'to' is string, which potc does not support"),
     ("empty_input", one(helper.make_node("Mul", ["x", ""], ["y"], name="n")),
      "node \"n\" (Mul): error: input 1 is required but empty"),
+    ("legacy_rank", model([helper.make_node("Squeeze", ["x"], ["s"]),
+                           helper.make_node("Add", ["s", "b"], ["y"], name="n", broadcast=1, axis=0)],
+                          [vi("x", [1, 2, 3, 4])], [vi("y", None)], [B4], opset=6),
+     "node \"n\" (Add): error: attribute 'axis' needs the rank of input 's', which potc "
+     "cannot tell before shape inference"),
+    ("legacy_fit", one(helper.make_node("Add", ["x", "b"], ["y"], name="n", broadcast=1, axis=4),
+                       6, inits=[B4]),
+     "node \"n\" (Add): error: input 'b' (rank 1) does not fit in input 'x' (rank 4) at axis 4"),
+    ("legacy_same", one(helper.make_node("Mul", ["x", "b"], ["y"], name="n", axis=1), 6, inits=[B4]),
+     "node \"n\" (Mul): error: inputs 'x' [1,2,3,4] and 'b' [4] differ in shape; at opset 6 "
+     "that needs attribute 'broadcast' = 1"),
+    ("legacy_max", model([helper.make_node("Relu", ["x"], ["r"]),
+                          helper.make_node("Max", ["r", "b"], ["y"], name="n")],
+                         [vi("x", [1, 2, 3, 4])], [vi("y", None)], [B4], opset=7),
+     "node \"n\" (Max): error: inputs 'r' (rank 4) and 'b' [4] differ in shape; at opset 7 they "
+     "must not (broadcasting came with opset 8)"),
+    ("legacy_neg_axis", one(helper.make_node("Sub", ["x", "b"], ["y"], name="n", broadcast=1, axis=-1),
+                            6, inits=[B4]),
+     "node \"n\" (Sub): error: attribute 'axis' = -1 is negative"),
+    ("legacy_gemm", one(helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="n"), 6,
+                        [vi("x", [2, 3])], [B4, numpy_helper.from_array(np.ones((3, 4), np.float32), "w")]),
+     "node \"n\" (Gemm): error: input C 'b' has rank 1; at opset 6 it must be [M, N] unless "
+     "attribute 'broadcast' = 1"),
+    ("cast_name", one(helper.make_node("Cast", ["x"], ["y"], name="n", to="float32"), 5),
+     "node \"n\" (Cast): error: attribute 'to' = 'float32' is not a TensorProto data type name "
+     "(FLOAT, INT64, ...)"),
+    ("cast_int_v1", one(helper.make_node("Cast", ["x"], ["y"], name="n", to=TensorProto.FLOAT), 5),
+     "node \"n\" (Cast): error: attribute 'to' should be a string, it is an int"),
+    ("bn_training", one(helper.make_node("BatchNormalization", ["x", "b", "b", "b", "b"], ["y"], name="n"),
+                        6, [vi("x", [1, 4])], [B4]),
+     "node \"n\" (BatchNormalization): error: training mode (attribute 'is_test' = 0, the default) "
+     "is not supported: potc compiles inference, the model must set is_test = 1"),
+    ("ceil_mode8", one(helper.make_node("MaxPool", ["x"], ["y"], name="n", kernel_shape=[2, 2],
+                                        ceil_mode=1), 8),
+     "node \"n\" (MaxPool): error: attribute 'ceil_mode' is not supported at opset 8"),
+    ("since", one(helper.make_node("Where", ["c", "x", "x"], ["y"], name="n"), 8,
+                  inits=[numpy_helper.from_array(np.array(True), "c")]),
+     "node \"n\" (Where): error: op Where does not exist at opset 8 (it came with opset 9)"),
+    ("tile1", one(helper.make_node("Tile", ["x", "x", "x"], ["y"], name="n"), 5),
+     "node \"n\" (Tile): error: inputs 'tiles' and 'axis' must be constants holding one integer "
+     "(tiles >= 0)"),
+    ("reshape1", one(helper.make_node("Reshape", ["x"], ["y"], name="n"), 4),
+     "node \"n\" (Reshape): error: attribute 'shape' is required"),
+    ("pad1", one(helper.make_node("Pad", ["x"], ["y"], name="n", pads=[0, 0, 0, 0, 1, 1, 1, 1]), 1),
+     "node \"n\" (Pad): error: attribute 'paddings' is required, with 2 values per dim"),
+    ("concat4", one(helper.make_node("Concat", ["x", "x"], ["y"], name="n"), 4),
+     "node \"n\" (Concat): error: attribute 'axis' is required"),
 ]
 
 MODELS = [untyped_attr, raw_init, typed_init, init_as_input, constant_node, symbolic, batch_only,
-          opset9_attrs, foreign_import, unordered, conv_nokernel, bad_attr, two_unsupported]
+          opset9_attrs, foreign_import, unordered, conv_nokernel, bad_attr, two_unsupported,
+          legacy_broadcast, legacy_cast, legacy_opset1]
 
 
 def c_array(name, data):
