@@ -244,6 +244,8 @@ static int first_output(Loader *L, int ni, int *out)
 	*out = np->n_output && *onnx_str(np->output[0]) ? onnx_names_get(&L->names, np->output[0]) : -1;
 	for (size_t j = 1; j < np->n_output; j++) {
 		int id = *onnx_str(np->output[j]) ? onnx_names_get(&L->names, np->output[j]) : -1;
+		if (L->op[ni] == OP_DROPOUT && j == 1)
+			continue; /* dropout_mask() makes it */
 		if (id >= 0 && L->uses[id]) {
 			onnx_err(L, ni, "output %zu ('%s') is used, but potc computes only the first "
 			         "output of %s", j, np->output[j], ir_opname[L->op[ni]]);
@@ -251,6 +253,25 @@ static int first_output(Loader *L, int ni, int *out)
 		}
 	}
 	return 0;
+}
+
+/* Dropout's mask at inference is all ones (no element dropped), of x's
+ * shape: Shape(x) -> ConstantOfShape(1), which pass_fold evaluates.  Before
+ * opset 10 the mask has x's element type, bool after. */
+static void dropout_mask(Loader *L, int ni, int x)
+{
+	const Onnx__NodeProto *np = L->gp->node[ni];
+	int mask = np->n_output > 1 && *onnx_str(np->output[1]) ? onnx_names_get(&L->names, np->output[1]) : -1;
+	if (mask < 0 || !L->uses[mask])
+		return;
+	int shape = onnx_add_node(L, ni, OP_SHAPE, "mask_shape", &x, 1);
+	L->g->tensor[shape].dtype = DT_I64;
+	L->g->tensor[mask].dtype = L->opset >= 10 ? DT_BOOL : L->g->tensor[x].dtype;
+	int id = ir_node_new(L->g, OP_CONSTOFSHAPE, arena_printf(L->g->arena, "%s.mask", L->nname[ni]),
+	                     1, &shape, 1, &mask);
+	L->g->node[id].a.cast.to = L->g->tensor[mask].dtype;
+	L->g->node[id].a.cast.value = 1;
+	onnx_track_rank(L, id);
 }
 
 static int build_node(Loader *L, int ni, const int *eid)
@@ -271,6 +292,8 @@ static int build_node(Loader *L, int ni, const int *eid)
 	int id = ir_node_new(L->g, op, L->nname[ni], nin, in, 1, &out);
 	L->g->node[id].a = a;
 	onnx_track_rank(L, id);
+	if (op == OP_DROPOUT)
+		dropout_mask(L, ni, in[0]);
 	return 0;
 }
 

@@ -118,6 +118,14 @@ static void chunks(Ctx *c, const char *var, int64_t total, int64_t step, int ove
 	}
 }
 
+/* "base + off", or just base when off is "0". */
+static const char *plus(Ctx *c, const char *base, const char *off)
+{
+	if (strcmp(off, "0") == 0)
+		return base;
+	return arena_printf(c->g->arena, "%s + %s", base, off);
+}
+
 /* ---- Conv ---- */
 
 typedef struct {
@@ -151,14 +159,16 @@ static void conv_pad_copy(Ctx *c, const Conv *v, const char *nv, int64_t nc, con
 {
 	const Geom *G = &v->G;
 	ec_line(&c->c, "memset(s, 0, %lld);", (long long)(nc * v->plane * 4));
+	const char *iz = G->in[0] > 1 ? "iz" : "";
 	ec_line(&c->c, "for (long ch = 0; ch < %lld; ch++)", (long long)nc);
-	ec_line(&c->c, "\tfor (long iz = 0; iz < %lld; iz++)", (long long)G->in[0]);
-	ec_line(&c->c, "\t\tfor (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
-	ec_line(&c->c, "\t\t\tmemcpy(s + %s, %s + %s, %lld);",
-	        ec_aff(c, G->pb[0] * v->pst[0] + G->pb[1] * v->pst[1] + G->pb[2], "ch", v->plane, "iz",
+	if (*iz)
+		ec_line(&c->c, "for (long iz = 0; iz < %lld; iz++)", (long long)G->in[0]);
+	ec_line(&c->c, "\tfor (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
+	ec_line(&c->c, "\t\tmemcpy(s + %s, %s, %lld);",
+	        ec_aff(c, G->pb[0] * v->pst[0] + G->pb[1] * v->pst[1] + G->pb[2], "ch", v->plane, iz,
 	               v->pst[0], "iy", v->pst[1], NULL),
-	        v->x, ec_aff(c, 0, nv, v->C * G->insz, c0, G->insz, "ch", G->insz, "iz", G->ist[0], "iy",
-	                     G->ist[1], NULL),
+	        plus(c, v->x, ec_aff(c, 0, nv, v->C * G->insz, c0, G->insz, "ch", G->insz, iz, G->ist[0], "iy",
+	                             G->ist[1], NULL)),
 	        (long long)(G->in[2] * 4));
 }
 
@@ -266,16 +276,12 @@ static void conv_group(Ctx *c, const Conv *v, const char *nv, const char *gv)
 	tile_shape(v->G.out[2], v->Mg, &np, &vb);
 	const char *src = v->padded ? "s" : v->x;
 	int64_t ximg = v->padded ? 0 : v->C * v->plane;
-	ec_line(&c->c, "const float *const xg = %s + %s;", src,
-	        ec_aff(c, 0, nv, ximg, gv, v->Cg * v->plane, NULL));
-	ec_line(&c->c, "float *const yg = y0 + %s;",
-	        ec_aff(c, 0, nv, v->M * v->G.outsz, gv, v->Mg * v->G.outsz, NULL));
-	if (v->wconst)
-		ec_line(&c->c, "const float *const wg = %s + %s;", v->w, ec_aff(c, 0, gv, v->K * v->Mg, NULL));
-	else
-		ec_line(&c->c, "const float *const wg = %s + %s;", v->w, ec_aff(c, 0, gv, v->Mg * v->K, NULL));
+	ec_line(&c->c, "const float *const xg = %s;", plus(c, src, ec_aff(c, 0, nv, ximg, gv, v->Cg * v->plane, NULL)));
+	ec_line(&c->c, "float *const yg = %s;",
+	        plus(c, "y0", ec_aff(c, 0, nv, v->M * v->G.outsz, gv, v->Mg * v->G.outsz, NULL)));
+	ec_line(&c->c, "const float *const wg = %s;", plus(c, v->w, ec_aff(c, 0, gv, v->K * v->Mg, NULL)));
 	if (v->b)
-		ec_line(&c->c, "const float *const bg = %s + %s;", v->b, ec_aff(c, 0, gv, v->Mg, NULL));
+		ec_line(&c->c, "const float *const bg = %s;", plus(c, v->b, ec_aff(c, 0, gv, v->Mg, NULL)));
 	if (px_wins(v))
 		px_group(c, v);
 	else
