@@ -289,9 +289,9 @@ static void p_maxpool(Ctx *c)
 	window(c);
 	if (c->L->opset >= 10)
 		c->a->win.ceil = get_flag(c, "ceil_mode", 0);
-	/* storage_order only lays out the Indices output, which potc refuses. */
+	/* storage_order only lays out the Indices output. */
 	if (c->L->opset >= 8)
-		get_flag(c, "storage_order", 0);
+		c->a->win.colmajor = get_flag(c, "storage_order", 0);
 }
 
 /* AveragePool before opset 7 excludes pads, as count_include_pad = 0 does. */

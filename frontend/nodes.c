@@ -244,8 +244,8 @@ static int first_output(Loader *L, int ni, int *out)
 	*out = np->n_output && *onnx_str(np->output[0]) ? onnx_names_get(&L->names, np->output[0]) : -1;
 	for (size_t j = 1; j < np->n_output; j++) {
 		int id = *onnx_str(np->output[j]) ? onnx_names_get(&L->names, np->output[j]) : -1;
-		if (L->op[ni] == OP_DROPOUT && j == 1)
-			continue; /* dropout_mask() makes it */
+		if ((L->op[ni] == OP_DROPOUT || L->op[ni] == OP_MAXPOOL) && j == 1)
+			continue; /* dropout_mask() or maxpool_indices() make it */
 		if (id >= 0 && L->uses[id]) {
 			onnx_err(L, ni, "output %zu ('%s') is used, but potc computes only the first "
 			         "output of %s", j, np->output[j], ir_opname[L->op[ni]]);
@@ -274,6 +274,18 @@ static void dropout_mask(Loader *L, int ni, int x)
 	onnx_track_rank(L, id);
 }
 
+/* MaxPool's Indices output (i64, flat index into x), when read. */
+static int maxpool_indices(Loader *L, int ni, int *out)
+{
+	const Onnx__NodeProto *np = L->gp->node[ni];
+	int id = np->n_output > 1 && *onnx_str(np->output[1]) ? onnx_names_get(&L->names, np->output[1]) : -1;
+	if (id < 0 || !L->uses[id])
+		return 0;
+	L->g->tensor[id].dtype = DT_I64;
+	out[1] = id;
+	return 1;
+}
+
 static int build_node(Loader *L, int ni, const int *eid)
 {
 	const Onnx__NodeProto *np = L->gp->node[ni];
@@ -283,13 +295,17 @@ static int build_node(Loader *L, int ni, const int *eid)
 	Attr a;
 	memset(&a, 0, sizeof a);
 	int nin = onnx_node_attrs(L, ni, op, &a, in, (int)np->n_input);
-	int out;
-	if (nin < 0 || first_output(L, ni, &out))
+	int out[2] = {-1, -1};
+	if (nin < 0 || first_output(L, ni, &out[0]))
 		return 1;
-	if (out < 0)
+	int extra = op == OP_MAXPOOL ? maxpool_indices(L, ni, out) : 0;
+	if (extra < 0)
+		return 1;
+	if (out[0] < 0 && !extra)
 		return 0; /* computes nothing anyone can name */
-	L->g->tensor[out].dtype = out_dtype(L->g, op, &a, in);
-	int id = ir_node_new(L->g, op, L->nname[ni], nin, in, 1, &out);
+	if (out[0] >= 0)
+		L->g->tensor[out[0]].dtype = out_dtype(L->g, op, &a, in);
+	int id = ir_node_new(L->g, op, L->nname[ni], nin, in, 1 + extra, out);
 	L->g->node[id].a = a;
 	onnx_track_rank(L, id);
 	if (op == OP_DROPOUT)

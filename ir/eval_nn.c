@@ -187,8 +187,16 @@ static int64_t padded_taps(const Geom *G, int i, int64_t o)
 
 typedef enum { POOL_MAX, POOL_AVG } PoolKind;
 
+/* Spatial offset arg (row-major) renumbered column-major, for MaxPool's
+ * storage_order=1: the plane offset stays row-major (ONNX, onnxruntime). */
+static int64_t colmajor(const Geom *G, int64_t arg)
+{
+	int64_t i2 = arg % G->in[2], i1 = arg / G->in[2] % G->in[1], i0 = arg / (G->in[1] * G->in[2]);
+	return i0 + G->in[0] * (i1 + G->in[1] * i2);
+}
+
 /* Pool every (n, c) plane; idx (MaxPool's optional Indices) gets the
- * row-major flat index into the whole input. */
+ * flat index into the whole input. */
 static void pool(const Ev *e, const Geom *G, PoolKind kind, int64_t planes, int64_t *idx)
 {
 	DType xt = ev_tin(e, 0)->dtype, yt = ev_tout(e, 0)->dtype;
@@ -202,7 +210,8 @@ static void pool(const Ev *e, const Geom *G, PoolKind kind, int64_t planes, int6
 					if (kind == POOL_MAX) {
 						ev_setf(yt, e->out[0], i, w.max);
 						if (idx)
-							idx[i] = w.arg < 0 ? -1 : p * G->insz + w.arg;
+							idx[i] = w.arg < 0 ? -1 : p * G->insz +
+							         (e->n->a.win.colmajor ? colmajor(G, w.arg) : w.arg);
 						continue;
 					}
 					int64_t cnt = w.n;

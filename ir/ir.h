@@ -91,6 +91,7 @@ typedef struct {
 	int group;      /* CONV */
 	int ceil;       /* pools: ceil_mode */
 	int incl_pad;   /* AVGPOOL: count_include_pad */
+	int colmajor;   /* MAXPOOL: Indices number spatial positions column-major (storage_order=1) */
 } Window;
 
 typedef enum { PADMODE_CONSTANT, PADMODE_REFLECT, PADMODE_EDGE } PadMode;

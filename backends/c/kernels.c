@@ -447,6 +447,10 @@ static void pool_indices(Ctx *c, const Geom *G, const PoolArg *k, int64_t planes
 	ec_line(&c->c, "long arg;");
 	ec_store(c, arena_printf(c->g->arena, "y0[p * %lld + %s]", (long long)G->outsz, o),
 	      arena_printf(c->g->arena, "%s(x%s, &arg)", k->pt, win_args(c, G)));
+	if (c->n->a.win.colmajor) /* storage_order=1: see colmajor() in ir/eval_nn.c */
+		ec_line(&c->c, "arg = arg < 0 ? -1 : arg / %lld + %lld * (arg / %lld %% %lld + %lld * (arg %% %lld));",
+		        (long long)(G->in[1] * G->in[2]), (long long)G->in[0], (long long)G->in[2],
+		        (long long)G->in[1], (long long)G->in[1], (long long)G->in[2]);
 	ec_line(&c->c, "y1[p * %lld + %s] = arg < 0 ? -1 : p * %lld + arg;", (long long)G->outsz, o,
 	        (long long)G->insz);
 	win_close(c, G);

@@ -250,12 +250,13 @@ def batchnorm_training():
     return model([n], inits=s, opset=15)
 
 
-@case('node "pool" (MaxPool): error: output 1 (\'idx\') is used, but potc computes only '
-      'the first output of MaxPool')
-def maxpool_indices():
-    x = vi("x", [1, 1, 4, 4])
-    n = helper.make_node("MaxPool", ["x"], ["y", "idx"], name="pool", kernel_shape=[2, 2])
-    return model([n], inputs=[x], outputs=[vi("y", None), vi("idx", None, TensorProto.INT64)])
+@case('node "bn" (BatchNormalization): error: output 1 (\'mean_out\') is used, but potc '
+      'computes only the first output of BatchNormalization')
+def bn_stats_used():
+    x = vi("x", [1, 2, 4, 4])
+    s = [numpy_helper.from_array(np.ones(2, np.float32), n) for n in ("s", "b", "m", "v")]
+    n = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "mean_out"], name="bn")
+    return model([n], inputs=[x], inits=s, outputs=[vi("y", None), vi("mean_out", None)], opset=9)
 
 
 @case("error: --input-shape names 'z', which is not an input of the model",
