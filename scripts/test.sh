@@ -21,9 +21,8 @@ stage() {
   local line; line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
   if [ -n "$line" ]; then
     local p f s
-    p=$(sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/' <<<"$line")
-    f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
-    s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line"); s=${s:-0}
+    count() { grep -oE "[0-9]+ $1" <<<"$line" | grep -oE '[0-9]+' || echo 0; }
+    p=$(count passed); f=$(count failed); s=$(count skipped)
     total_pass=$((total_pass+p)); total_fail=$((total_fail+f)); total_skip=$((total_skip+s))
     [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && total_fail=$((total_fail+1))
   elif [ "$rc" -eq 0 ]; then
