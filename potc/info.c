@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emit_c.h"
 #include "potc.h"
 
 typedef struct {
@@ -87,21 +88,31 @@ static int64_t count_params(const PotcOptions *o, Diag *d)
 	return n;
 }
 
-static void print_costs(const Graph *g, int64_t params)
+/* Arena and flash exactly as the generated header will state them. */
+static int emitted_sizes(const Graph *g, EmitCSizes *sz, Diag *d)
 {
-	int64_t macs = 0, wbytes = 0;
+	FILE *c = tmpfile(), *h = tmpfile();
+	EmitC e = {.sizes = sz, .name = "model", .header = "model.h", .source = g->file};
+	int err = !c || !h || emit_c(g, &e, c, h, d);
+	if (c)
+		fclose(c);
+	if (h)
+		fclose(h);
+	return err;
+}
+
+static void print_costs(const Graph *g, int64_t params, Diag *d)
+{
+	int64_t macs = 0;
 	for (int i = 0; i < g->nnode; i++)
 		macs += node_macs(g, &g->node[i]);
-	for (int i = 0; i < g->ntensor; i++) {
-		const Tensor *t = &g->tensor[i];
-		if (t->kind != TK_CONST)
-			continue;
-		wbytes += (int64_t)ir_nbytes(t);
-	}
 	printf("parameters: %lld\n", (long long)params);
 	printf("macs: %lld\n", (long long)macs);
-	printf("weight_bytes: %lld\n", (long long)wbytes);
-	printf("arena_bytes: %lld\n", (long long)g->arena_bytes);
+	EmitCSizes sz = {0};
+	if (emitted_sizes(g, &sz, d) == 0) {
+		printf("weight_bytes: %lld\n", (long long)sz.weight_bytes);
+		printf("arena_bytes: %lld\n", (long long)sz.arena_bytes);
+	}
 }
 
 int potc_cmd_info(const PotcOptions *o, Diag *d)
@@ -118,9 +129,9 @@ int potc_cmd_info(const PotcOptions *o, Diag *d)
 			print_tensor("input", &g->tensor[g->input[i]]);
 		for (int i = 0; i < g->noutput; i++)
 			print_tensor("output", &g->tensor[g->output[i]]);
-		print_costs(g, count_params(o, d));
+		print_costs(g, count_params(o, d), d);
 	}
 	print_histogram(&h);
 	arena_free(a);
-	return g == NULL;
+	return g == NULL || d->nerr > 0;
 }

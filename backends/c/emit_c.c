@@ -1047,6 +1047,10 @@ int emit_c(const Graph *g, const EmitC *o, FILE *cf, FILE *hf, Diag *d)
 	}
 	if (!err)
 		emit_header(&c, hf);
+	if (!err && o->sizes) {
+		o->sizes->arena_bytes = arena_total(&c);
+		o->sizes->weight_bytes = c.wbytes;
+	}
 	free(c.printed);
 	free(c.first);
 	free(c.last);

@@ -2,11 +2,19 @@
 #ifndef POTC_EMIT_C_H
 #define POTC_EMIT_C_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ir.h"
 
+/* What the generated header states, for `potc info` and the API. */
 typedef struct {
+	int64_t arena_bytes;   /* NAME_ARENA_BYTES: tensors and kernel scratch */
+	int64_t weight_bytes;  /* NAME_WEIGHT_BYTES: constant data in flash */
+} EmitCSizes;
+
+typedef struct {
+	EmitCSizes *sizes;     /* if set, filled in by emit_c */
 	const char *name;      /* symbol prefix: NAME_run, NAME_ARENA_BYTES, ... */
 	const char *header;    /* file name model.c includes, e.g. "model.h" */
 	const char *source;    /* the model file it came from, for the banner */
