@@ -14,11 +14,11 @@ typedef struct {
 } EmitCSizes;
 
 typedef struct {
-	EmitCSizes *sizes;     /* if set, filled in by emit_c */
 	const char *name;      /* symbol prefix: NAME_run, NAME_ARENA_BYTES, ... */
 	const char *header;    /* file name model.c includes, e.g. "model.h" */
 	const char *source;    /* the model file it came from, for the banner */
 	int arena_extern;      /* caller passes the arena to NAME_run */
+	EmitCSizes *sizes;     /* if set, filled in by emit_c */
 } EmitC;
 
 /* Requires pass_memplan.  Returns 0, or reports why in d. */
