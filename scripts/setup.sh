@@ -8,6 +8,7 @@ PKGS=(
   protobuf-c-compiler libprotobuf-c-dev         # ONNX parsing (frontend/)
   libonnx-dev                                   # onnx.proto, the schema we compile with protoc-c
   libcmocka-dev                                 # unit tests
+  zlib1g-dev                                    # gzip-compressed calibration data
   llvm-dev                                      # LLVM backend (LLVM-C API)
   libonnx-testdata                              # ONNX conformance tests
   dataset-fashion-mnist                         # demo and accuracy tests
