@@ -274,7 +274,7 @@ static void build(B *b, Run *r)
 	snprintf(path[1], sizeof path[1], "%s/model.h", r->dir);
 	snprintf(path[2], sizeof path[2], "%s/driver.c", r->dir);
 	FILE *c = fopen(path[0], "w"), *h = fopen(path[1], "w"), *m = fopen(path[2], "w");
-	EmitC o = {"model", "model.h", "test.onnx", b->arena_extern};
+	EmitC o = {.name = "model", .header = "model.h", .source = "test.onnx", .arena_extern = b->arena_extern};
 	assert_int_equal(emit_c(g, &o, c, h, &b->d), 0);
 	assert_int_equal(emit_c_driver(g, &o, m, &b->d), 0);
 	fclose(c);
@@ -1051,7 +1051,7 @@ static void test_header(void **state)
 	char *cs = NULL, *hs = NULL;
 	size_t cn, hn;
 	FILE *c = open_memstream(&cs, &cn), *h = open_memstream(&hs, &hn);
-	EmitC o = {"my-net 2", "x.h", "m.onnx", 0};
+	EmitC o = {.name = "my-net 2", .header = "x.h", .source = "m.onnx"};
 	assert_int_equal(emit_c(b->g, &o, c, h, &b->d), 0);
 	fclose(c);
 	fclose(h);
@@ -1079,7 +1079,7 @@ static void test_errors(void **state)
 	assert_int_equal(ir_infer(b->g, &b->d), 0);
 	assert_int_equal(pass_memplan(b->g, &b->d), 0);
 	FILE *c = fopen("/dev/null", "w"), *h = fopen("/dev/null", "w");
-	EmitC o = {"m", "m.h", "m.onnx", 0};
+	EmitC o = {.name = "m", .header = "m.h", .source = "m.onnx"};
 	assert_int_not_equal(emit_c(b->g, &o, c, h, &b->d), 0);
 	assert_non_null(strstr(b->d.last, "folded"));
 	fclose(c);
