@@ -150,6 +150,17 @@ def model_io(model):
 CLAIMED_DTYPES = ('float32', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'bool')
 
 
+# Tests whose expected outputs are wrong in the Debian libonnx-testdata (ONNX
+# 1.12) copy: onnxruntime 1.30 and numpy (float32) both agree with potc and
+# disagree with the file, e.g. hann window element 8 is 0.5 - 0.5*cos(2*pi*8/10)
+# = 0.3454915, the file says 0.34556198 (an error of 7e-5, as from a pi
+# rounded to about 4 digits).
+KNOWN_BAD_DATA = {
+    'node/test_%swindow%s_expanded' % (w, sym): 'expected data off by ~7e-5 (onnxruntime and numpy agree with potc)'
+    for w in ('blackman', 'hamming', 'hann') for sym in ('', '_symmetric')
+}
+
+
 def io_skip_reason(inputs, outputs, any_dtype=False):
     io = [('input', vi) for vi in inputs] + [('output', vi) for vi in outputs]
     for what, vi in io:
@@ -245,6 +256,8 @@ def run_test(name, tdir, args, work_root):
 def _run_test(name, tdir, args, work):
     deadline = time.monotonic() + args.timeout
     model_path = os.path.join(tdir, 'model.onnx')
+    if name in KNOWN_BAD_DATA:
+        return Result(name, SKIP, 'bad test data: ' + KNOWN_BAD_DATA[name])
     if not os.path.isfile(model_path):
         return Result(name, SKIP, 'no model.onnx')
     sets = sorted(d for d in glob.glob(os.path.join(tdir, 'test_data_set_*')) if os.path.isdir(d))
