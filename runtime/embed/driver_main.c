@@ -86,10 +86,10 @@ static void drv_args(int argc, char **argv, DrvArgs *a)
 				drv_usage("--time needs a positive count");
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			drv_usage("unknown option");
-		} else {
-			if (a->nin >= DRV_NIN)
-				drv_usage("more input files than model inputs");
+		} else if (a->nin < DRV_NIN) {
 			a->in[a->nin++] = argv[i];
+		} else {
+			drv_usage("more input files than model inputs");
 		}
 	}
 	if (a->nin != DRV_NIN) {
