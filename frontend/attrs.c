@@ -247,14 +247,15 @@ static void autopad(Ctx *c, Window *w)
 		err(c, "attribute 'auto_pad' = '%s' is not valid", s);
 }
 
-/* Conv, MaxPool, AveragePool: kernel, strides, dilations, pads, auto_pad.
- * Dilations: Conv always, MaxPool from opset 10, AveragePool from 19. */
+/* Conv, ConvTranspose, MaxPool, AveragePool: kernel, strides, dilations,
+ * pads, auto_pad.  Dilations: Conv and ConvTranspose always, MaxPool from
+ * opset 10, AveragePool from 19. */
 static void window(Ctx *c)
 {
 	Window *w = &c->a->win;
 	int64_t k[IR_MAXSP];
 	int nk = get_ints(c, "kernel_shape", k, IR_MAXSP);
-	if (nk < 0 && !c->bad && c->op == OP_CONV)
+	if (nk < 0 && !c->bad && (c->op == OP_CONV || c->op == OP_CONVTRANSPOSE))
 		nk = kernel_from_weight(c, k);
 	else if (nk < 0 && !c->bad)
 		err(c, "attribute 'kernel_shape' is required");
@@ -269,7 +270,7 @@ static void window(Ctx *c)
 		w->k[i] = (int)k[i];
 	}
 	spatial(c, "strides", w->s, nk, 1, 1);
-	if (c->op == OP_CONV || c->L->opset >= 10)
+	if (c->op == OP_CONV || c->op == OP_CONVTRANSPOSE || c->L->opset >= 10)
 		spatial(c, "dilations", w->d, nk, 1, 1);
 	else
 		for (int i = 0; i < nk; i++)
@@ -671,6 +672,252 @@ static void p_shape(Ctx *c)
 		c->a->shape.end = (int)(e->i < -lim ? -lim : e->i > lim ? lim : e->i);
 }
 
+/* ---- math, logic and bit ops ---- */
+
+static void p_thresholdedrelu(Ctx *c)
+{
+	c->a->ab.alpha = get_float(c, "alpha", 1.0f);
+}
+
+static void p_shrink(Ctx *c)
+{
+	c->a->ab.alpha = get_float(c, "lambd", 0.5f);
+	c->a->ab.beta = get_float(c, "bias", 0.0f);
+}
+
+static void p_celu(Ctx *c)
+{
+	c->a->ab.alpha = get_float(c, "alpha", 1.0f);
+}
+
+static void p_isinf(Ctx *c)
+{
+	c->a->isinf.pos = get_bool(c, "detect_positive", 1);
+	c->a->isinf.neg = get_bool(c, "detect_negative", 1);
+}
+
+static void p_mod(Ctx *c)
+{
+	c->a->mod.fmod = get_bool(c, "fmod", 0);
+}
+
+static void p_bitshift(Ctx *c)
+{
+	char buf[16];
+	const char *s = get_string(c, "direction", buf, sizeof buf, NULL);
+	if (!s && !c->bad)
+		err(c, "attribute 'direction' is required");
+	else if (s && strcmp(s, "LEFT") && strcmp(s, "RIGHT"))
+		err(c, "attribute 'direction' = '%s' is not LEFT or RIGHT", s);
+	c->a->shift.left = s && !strcmp(s, "LEFT");
+}
+
+/* select_last_index came with opset 12. */
+static void p_argext(Ctx *c)
+{
+	c->a->arg.axis = axis_attr(c, "axis", 0, IR_MAXRANK - 1);
+	c->a->arg.keepdims = get_flag(c, "keepdims", 1);
+	if (c->L->opset >= 12)
+		c->a->arg.last = get_flag(c, "select_last_index", 0);
+}
+
+static void p_cumsum(Ctx *c)
+{
+	c->a->cumsum.exclusive = get_bool(c, "exclusive", 0);
+	c->a->cumsum.reverse = get_bool(c, "reverse", 0);
+}
+
+/* ---- structural ops ---- */
+
+/* Split-1 takes split as an input or an attribute, Split-2 and -11 as an
+ * attribute, Split-13 as an input. */
+static void p_split(Ctx *c)
+{
+	c->a->axis.axis = axis_attr(c, "axis", 0, IR_MAXRANK - 1);
+	if (c->L->opset >= 13)
+		return;
+	const Onnx__AttributeProto *at = find(c, "split", T(INTS));
+	if (!at)
+		return;
+	if (c->nin > 1 && c->in[1] >= 0) {
+		err(c, "split is given both as an input and as an attribute");
+		return;
+	}
+	c->nin = 1;
+	append(c, onnx_const_i64(c->L, const_name(c, "split"), at->ints, (int)at->n_ints));
+}
+
+static int required_int(Ctx *c, const char *name, int64_t lo)
+{
+	if (!present(c, name)) {
+		err(c, "attribute '%s' is required", name);
+		return 0;
+	}
+	return (int)get_int(c, name, lo, lo, INT_MAX);
+}
+
+/* DepthToSpace's mode came with opset 11 (before: DCR). */
+static void p_depthspace(Ctx *c)
+{
+	char buf[8];
+	c->a->d2s.block = required_int(c, "blocksize", 1);
+	if (c->op != OP_DEPTHTOSPACE || c->L->opset < 11)
+		return;
+	const char *m = get_string(c, "mode", buf, sizeof buf, "DCR");
+	c->a->d2s.crd = !strcmp(m, "CRD");
+	if (strcmp(m, "CRD") && strcmp(m, "DCR"))
+		err(c, "attribute 'mode' = '%s' is not DCR or CRD", m);
+}
+
+/* batch_dims came with opset 12. */
+static void p_gathernd(Ctx *c)
+{
+	if (c->L->opset >= 12)
+		c->a->norm.batch = (int)get_int(c, "batch_dims", 0, 0, IR_MAXRANK);
+}
+
+static void p_onehot(Ctx *c)
+{
+	c->a->axis.axis = axis_attr(c, "axis", -1, IR_MAXRANK);
+}
+
+static void p_trilu(Ctx *c)
+{
+	c->a->trilu.upper = get_bool(c, "upper", 1);
+}
+
+/* A window as Conv's, plus output_padding and output_shape (spatial dims,
+ * or all dims of which the spatial ones count). */
+static void p_convtranspose(Ctx *c)
+{
+	Window *w = &c->a->win;
+	int64_t v[IR_MAXSP + 2];
+	window(c);
+	w->group = (int)get_int(c, "group", 1, 1, INT_MAX);
+	if (c->bad || w->nsp < 1)
+		return;
+	spatial(c, "output_padding", w->outpad, w->nsp, 0, 0);
+	int n = get_ints(c, "output_shape", v, IR_MAXSP + 2);
+	if (n >= 0 && n != w->nsp && n != w->nsp + 2) {
+		err(c, "attribute 'output_shape' has %d values, the window needs %d", n, w->nsp);
+		return;
+	}
+	for (int i = 0; n > 0 && i < w->nsp; i++) {
+		w->outshape[i] = v[n - w->nsp + i];
+		if (w->outshape[i] < 1 || w->outshape[i] > INT32_MAX)
+			err(c, "attribute 'output_shape' has a bad value (%lld)", (long long)w->outshape[i]);
+	}
+}
+
+static void p_instnorm(Ctx *c)
+{
+	c->a->norm.eps = get_float(c, "epsilon", 1e-5f);
+}
+
+/* stash_type sets the precision of the statistics: potc has float only. */
+static void p_layernorm(Ctx *c)
+{
+	c->a->norm.axis = axis_attr(c, "axis", -1, IR_MAXRANK - 1);
+	c->a->norm.eps = get_float(c, "epsilon", 1e-5f);
+	int64_t st = get_int(c, "stash_type", 1, INT64_MIN, INT64_MAX);
+	if (st != 1)
+		err(c, "attribute 'stash_type' = %lld is not supported (potc computes the statistics "
+		    "in float, stash_type 1)", (long long)st);
+}
+
+static void p_lrn(Ctx *c)
+{
+	c->a->lrn.size = required_int(c, "size", 1);
+	c->a->lrn.alpha = get_float(c, "alpha", 1e-4f);
+	c->a->lrn.beta = get_float(c, "beta", 0.75f);
+	c->a->lrn.bias = get_float(c, "bias", 1.0f);
+}
+
+/* Index of s in names[0..n), or -1 after reporting. */
+static int pick(Ctx *c, const char *attr, const char *s, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	err(c, "attribute '%s' = '%s' is not supported", attr, s);
+	return -1;
+}
+
+/* Resize-11 attributes (the enums of ir.h list the names in order). */
+static void resize11(Ctx *c)
+{
+	static const char *const coord[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+		"asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
+	static const char *const near[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+	char buf[32];
+	int k = pick(c, "coordinate_transformation_mode",
+	             get_string(c, "coordinate_transformation_mode", buf, sizeof buf, "half_pixel"), coord, 6);
+	c->a->resize.coord = k < 0 ? RS_HALF_PIXEL : (ResizeCoord)k;
+	k = pick(c, "nearest_mode", get_string(c, "nearest_mode", buf, sizeof buf, "round_prefer_floor"), near, 4);
+	c->a->resize.nearest = k < 0 ? RS_ROUND_PREFER_FLOOR : (ResizeNearest)k;
+	c->a->resize.cubic_a = get_float(c, "cubic_coeff_a", -0.75f);
+	c->a->resize.exclude = get_bool(c, "exclude_outside", 0);
+	c->a->resize.extrap = get_float(c, "extrapolation_value", 0.0f);
+}
+
+/* Inputs into Resize-13's form (x, roi?, scales?, sizes?): Upsample-7's
+ * scales attribute, Upsample-9's and Resize-10's (x, scales). */
+static void resize_inputs(Ctx *c)
+{
+	int upsample = c->op == OP_UPSAMPLE, v = c->L->opset;
+	if (upsample && v < 9) {
+		const Onnx__AttributeProto *at = find(c, "scales", T(FLOATS));
+		if (!at) {
+			if (!c->bad)
+				err(c, "attribute 'scales' is required");
+			return;
+		}
+		int64_t dim = (int64_t)at->n_floats;
+		c->in[c->nin++] = -1;
+		append(c, ir_const_new(c->L->g, const_name(c, "scales"), DT_F32, 1, &dim, at->floats));
+		return;
+	}
+	if ((upsample || v < 11) && c->nin != 2) {
+		err(c, "takes 2 inputs (X, scales) at opset %d, it has %d", v, c->nin);
+		return;
+	}
+	if (!upsample && v >= 11 && v < 13 && c->nin < 3) {
+		err(c, "takes 3 or 4 inputs (X, roi, scales, sizes) at opset %d, it has %d", v, c->nin);
+		return;
+	}
+	if (upsample || v < 11) {
+		c->in[2] = c->in[1];
+		c->in[1] = -1;
+		c->nin = 3;
+	}
+}
+
+/* Resize-10, Upsample-7 and -9 sample at x / scale (asymmetric) and round
+ * nearest down when enlarging, up when shrinking (onnxruntime). */
+static void p_resize(Ctx *c)
+{
+	static const char *const mode[] = {"nearest", "linear", "cubic"};
+	char buf[16];
+	int upsample = c->op == OP_UPSAMPLE, v = c->L->opset;
+	if (upsample && (v < 7 || v > 9)) {
+		err(c, v < 7 ? "Upsample before opset 7 (experimental) is not supported"
+		             : "Upsample is deprecated from opset 10 (use Resize)");
+		return;
+	}
+	int k = pick(c, "mode", get_string(c, "mode", buf, sizeof buf, "nearest"), mode,
+	             upsample || v < 11 ? 2 : 3);
+	c->a->resize.mode = k < 0 ? RS_NEAREST : (ResizeMode)k;
+	if (!upsample && v >= 11) {
+		resize11(c);
+	} else {
+		c->a->resize.coord = RS_ASYMMETRIC;
+		c->a->resize.nearest = RS_NEAREST_SIMPLE;
+		c->a->resize.cubic_a = -0.75f;
+	}
+	if (!c->bad)
+		resize_inputs(c);
+}
+
 /* ---- dispatch ---- */
 
 typedef void (*Parser)(Ctx *);
@@ -691,6 +938,17 @@ static const Parser parsers[OP_COUNT] = {
 	[OP_SQUEEZE] = p_squeeze, [OP_UNSQUEEZE] = p_squeeze, [OP_TRANSPOSE] = p_transpose,
 	[OP_CONCAT] = p_concat, [OP_PAD] = p_pad, [OP_SLICE] = p_slice, [OP_GATHER] = p_gather,
 	[OP_SHAPE] = p_shape, [OP_CAST] = p_cast, [OP_CONSTOFSHAPE] = p_constofshape,
+	[OP_SPLIT] = p_split, [OP_DEPTHTOSPACE] = p_depthspace, [OP_SPACETODEPTH] = p_depthspace,
+	[OP_GATHERELEM] = p_gather, [OP_GATHERND] = p_gathernd, [OP_ONEHOT] = p_onehot,
+	[OP_TRILU] = p_trilu, [OP_CONVTRANSPOSE] = p_convtranspose, [OP_INSTNORM] = p_instnorm,
+	[OP_LAYERNORM] = p_layernorm, [OP_LRN] = p_lrn, [OP_RESIZE] = p_resize, [OP_UPSAMPLE] = p_resize,
+	[OP_THRESHOLDEDRELU] = p_thresholdedrelu, [OP_SHRINK] = p_shrink, [OP_CELU] = p_celu,
+	[OP_ISINF] = p_isinf, [OP_HARDMAX] = p_softmax,
+	[OP_AND] = p_binary, [OP_OR] = p_binary, [OP_XOR] = p_binary,
+	[OP_MOD] = p_mod, [OP_BITSHIFT] = p_bitshift,
+	[OP_REDUCEL1] = p_reduce, [OP_REDUCEL2] = p_reduce, [OP_REDUCESUMSQ] = p_reduce,
+	[OP_REDUCELOGSUM] = p_reduce, [OP_REDUCELOGSUMEXP] = p_reduce,
+	[OP_ARGMAX] = p_argext, [OP_ARGMIN] = p_argext, [OP_CUMSUM] = p_cumsum,
 };
 
 /* ONNX input counts {min, max} in the input form; max -1: any number.
@@ -708,6 +966,13 @@ static const struct { signed char lo, hi; } arity[OP_COUNT] = {
 	[OP_SQUEEZE] = {1, 2}, [OP_UNSQUEEZE] = {2, 2}, [OP_CONCAT] = {1, -1},
 	[OP_PAD] = {2, 3}, [OP_SLICE] = {3, 5}, [OP_GATHER] = {2, 2}, [OP_EXPAND] = {2, 2},
 	[OP_TILE] = {2, 2}, [OP_RANGE] = {3, 3},
+	[OP_SPLIT] = {1, 2}, [OP_GATHERELEM] = {2, 2}, [OP_GATHERND] = {2, 2}, [OP_ONEHOT] = {3, 3},
+	[OP_TRILU] = {1, 2}, [OP_CONVTRANSPOSE] = {2, 3}, [OP_INSTNORM] = {3, 3},
+	[OP_LAYERNORM] = {2, 3}, [OP_RESIZE] = {1, 4}, [OP_UPSAMPLE] = {1, 2},
+	[OP_AND] = {2, 2}, [OP_OR] = {2, 2}, [OP_XOR] = {2, 2}, [OP_GREATEREQ] = {2, 2},
+	[OP_LESSEQ] = {2, 2}, [OP_MOD] = {2, 2}, [OP_BITSHIFT] = {2, 2}, [OP_CUMSUM] = {2, 2},
+	[OP_REDUCEL1] = {1, 2}, [OP_REDUCEL2] = {1, 2}, [OP_REDUCESUMSQ] = {1, 2},
+	[OP_REDUCELOGSUM] = {1, 2}, [OP_REDUCELOGSUMEXP] = {1, 2},
 };
 
 /* Does this opset give op the attribute form (one data input)? */
@@ -718,8 +983,12 @@ static int attr_form(Op op, int opset)
 	case OP_SLICE: return opset < 10;
 	case OP_PAD: case OP_CLIP: return opset < 11;
 	case OP_DROPOUT: return opset < 12;
+	case OP_SPLIT: return opset >= 2 && opset < 13;
+	case OP_UPSAMPLE: return opset < 9;
 	case OP_SQUEEZE: case OP_UNSQUEEZE: case OP_REDUCESUM: return opset < 13;
 	case OP_REDUCEMEAN: case OP_REDUCEMAX: case OP_REDUCEMIN: case OP_REDUCEPROD: return opset < 18;
+	case OP_REDUCEL1: case OP_REDUCEL2: case OP_REDUCESUMSQ: case OP_REDUCELOGSUM:
+	case OP_REDUCELOGSUMEXP: return opset < 18;
 	default: return 0;
 	}
 }
@@ -768,6 +1037,13 @@ static int check_names(Ctx *c)
 static const signed char since[OP_COUNT] = {
 	[OP_EXPAND] = 8, [OP_WHERE] = 9, [OP_ERF] = 9, [OP_CONSTOFSHAPE] = 9, [OP_RANGE] = 11,
 	[OP_HARDSWISH] = 14,
+	[OP_ONEHOT] = 9, [OP_RESIZE] = 10, [OP_GATHERELEM] = 11, [OP_GATHERND] = 11, [OP_TRILU] = 14,
+	[OP_LAYERNORM] = 17,
+	[OP_SIN] = 7, [OP_COS] = 7, [OP_TAN] = 7, [OP_ASIN] = 7, [OP_ACOS] = 7, [OP_ATAN] = 7,
+	[OP_SINH] = 9, [OP_COSH] = 9, [OP_ASINH] = 9, [OP_ACOSH] = 9, [OP_ATANH] = 9,
+	[OP_SIGN] = 9, [OP_ISNAN] = 9, [OP_SHRINK] = 9, [OP_ISINF] = 10, [OP_THRESHOLDEDRELU] = 10,
+	[OP_MOD] = 10, [OP_ROUND] = 11, [OP_BITSHIFT] = 11, [OP_CUMSUM] = 11, [OP_CELU] = 12,
+	[OP_GREATEREQ] = 12, [OP_LESSEQ] = 12,
 };
 
 static int check_since(Ctx *c)
@@ -786,7 +1062,7 @@ static const signed char consumed_until[OP_COUNT] = {
 	[OP_LEAKYRELU] = 6, [OP_CLIP] = 6, [OP_SIGMOID] = 6, [OP_HARDSIGMOID] = 6, [OP_TANH] = 6,
 	[OP_EXP] = 6, [OP_LOG] = 6, [OP_SQRT] = 6, [OP_NEG] = 6, [OP_ABS] = 6, [OP_RECIPROCAL] = 6,
 	[OP_FLOOR] = 6, [OP_CEIL] = 6, [OP_ELU] = 6, [OP_SELU] = 6, [OP_DROPOUT] = 6,
-	[OP_RESHAPE] = 5,
+	[OP_RESHAPE] = 5, [OP_INSTNORM] = 6,
 };
 
 static void check_unread(Ctx *c)

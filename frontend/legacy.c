@@ -103,8 +103,11 @@ static int out_rank(const Loader *L, const Node *n)
 		k = const_len(L, n->in[1]);
 		return k < 0 || r0 < 0 ? -1 : r0 + k;
 	case OP_SQUEEZE: case OP_REDUCEMEAN: case OP_REDUCEMAX: case OP_REDUCEMIN:
-	case OP_REDUCESUM: case OP_REDUCEPROD:
+	case OP_REDUCESUM: case OP_REDUCEPROD: case OP_REDUCEL1: case OP_REDUCEL2:
+	case OP_REDUCESUMSQ: case OP_REDUCELOGSUM: case OP_REDUCELOGSUMEXP:
 		return reduced_rank(L, n, r0);
+	case OP_ARGMAX: case OP_ARGMIN:
+		return r0 < 0 ? -1 : n->a.arg.keepdims ? r0 : r0 - 1;
 	default:
 		/* the rest keep their first input's rank */
 		return ir_opflags[n->op] & F_ELTWISE ? max_rank(L, n) : r0;
@@ -115,8 +118,9 @@ void onnx_track_rank(Loader *L, int node)
 {
 	const Node *n = &L->g->node[node];
 	int r = out_rank(L, n);
-	if (r >= 0 && n->out[0] >= 0)
-		set_rank(L, n->out[0], r);
+	for (int j = 0; r >= 0 && j < (n->op == OP_SPLIT ? n->nout : 1); j++)  /* Split: every part */
+		if (n->out[j] >= 0)
+			set_rank(L, n->out[j], r);
 }
 
 /* ---- legacy broadcasting ---- */

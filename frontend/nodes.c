@@ -228,22 +228,46 @@ static DType out_dtype(const Graph *g, Op op, const Attr *a, const int *in)
 {
 	switch (op) {
 	case OP_EQUAL: case OP_LESS: case OP_GREATER: return DT_BOOL;
+	case OP_GREATEREQ: case OP_LESSEQ: case OP_ISNAN: case OP_ISINF: return DT_BOOL;
+	case OP_ARGMAX: case OP_ARGMIN: return DT_I64;
 	case OP_SHAPE: case OP_SIZE: return DT_I64;
 	case OP_CAST: case OP_CONSTOFSHAPE: return a->cast.to;
 	case OP_WHERE: return g->tensor[in[1]].dtype;
+	case OP_ONEHOT: return g->tensor[in[2]].dtype;
 	default: return g->tensor[in[0]].dtype;
 	}
 }
 
-/* The IR computes one output per node: ONNX's optional extra outputs
- * (Dropout mask, MaxPool indices, BatchNormalization statistics) are
- * dropped when nothing reads them. */
-static int first_output(Loader *L, int ni, int *out)
+static int output_id(const Loader *L, int ni, size_t j)
 {
 	const Onnx__NodeProto *np = L->gp->node[ni];
-	*out = np->n_output && *onnx_str(np->output[0]) ? onnx_names_get(&L->names, np->output[0]) : -1;
-	for (size_t j = 1; j < np->n_output; j++) {
-		int id = *onnx_str(np->output[j]) ? onnx_names_get(&L->names, np->output[j]) : -1;
+	return j < np->n_output && *onnx_str(np->output[j]) ? onnx_names_get(&L->names, np->output[j]) : -1;
+}
+
+/* How many of ONNX's outputs the IR node computes: every output of Split,
+ * Y, Mean and InvStdDev of LayerNormalization, the first of the others
+ * (maxpool_indices() and dropout_mask() add MaxPool's Indices and
+ * Dropout's mask when read). */
+static int ir_nout(const Loader *L, int ni)
+{
+	int n = (int)L->gp->node[ni]->n_output;
+	switch (L->op[ni]) {
+	case OP_SPLIT: return n;
+	case OP_LAYERNORM: return n < 3 ? n : 3;
+	default: return n < 1 ? n : 1;
+	}
+}
+
+/* out[0..nout) for the outputs the IR computes; ONNX's optional extra
+ * outputs (BatchNormalization statistics, ...) are dropped when nothing
+ * reads them. */
+static int node_outputs(Loader *L, int ni, int nout, int *out)
+{
+	const Onnx__NodeProto *np = L->gp->node[ni];
+	for (int j = 0; j < nout; j++)
+		out[j] = output_id(L, ni, (size_t)j);
+	for (size_t j = (size_t)nout; j < np->n_output; j++) {
+		int id = output_id(L, ni, j);
 		if ((L->op[ni] == OP_DROPOUT || L->op[ni] == OP_MAXPOOL) && j == 1)
 			continue; /* dropout_mask() or maxpool_indices() make it */
 		if (id >= 0 && L->uses[id]) {
@@ -253,6 +277,20 @@ static int first_output(Loader *L, int ni, int *out)
 		}
 	}
 	return 0;
+}
+
+/* A tensor for an unnamed output that must exist anyway: output 0 of a
+ * node with others (MaxPool's Indices, LayerNormalization's statistics),
+ * and every part of a Split (its size counts). */
+static void name_outputs(Loader *L, int ni, int nout, int *out)
+{
+	int any = 0;
+	for (int j = 0; j < nout; j++)
+		any |= out[j] >= 0;
+	for (int j = 0; any && j < nout; j++)
+		if (out[j] < 0 && (j == 0 || L->op[ni] == OP_SPLIT))
+			out[j] = ir_tensor_new(L->g, arena_printf(L->g->arena, "%s.out%d", L->nname[ni], j),
+			                       DT_UNDEF, 0, NULL);
 }
 
 /* Dropout's mask at inference is all ones (no element dropped), of x's
@@ -295,17 +333,23 @@ static int build_node(Loader *L, int ni, const int *eid)
 	Attr a;
 	memset(&a, 0, sizeof a);
 	int nin = onnx_node_attrs(L, ni, op, &a, in, (int)np->n_input);
-	int out[2] = {-1, -1};
-	if (nin < 0 || first_output(L, ni, &out[0]))
+	int nout = ir_nout(L, ni);
+	int *out = arena_alloc(L->g->arena, sizeof(int) * (size_t)(nout + 2));
+	if (nin < 0 || node_outputs(L, ni, nout, out))
 		return 1;
-	int extra = op == OP_MAXPOOL ? maxpool_indices(L, ni, out) : 0;
-	if (extra < 0)
-		return 1;
-	if (out[0] < 0 && !extra)
+	if (op == OP_MAXPOOL)
+		nout += maxpool_indices(L, ni, out);
+	name_outputs(L, ni, nout, out);
+	while (nout > 1 && out[nout - 1] < 0)
+		nout--;
+	if (nout < 1 || out[0] < 0)
 		return 0; /* computes nothing anyone can name */
-	if (out[0] >= 0)
-		L->g->tensor[out[0]].dtype = out_dtype(L->g, op, &a, in);
-	int id = ir_node_new(L->g, op, L->nname[ni], nin, in, 1 + extra, out);
+	for (int j = 0; j < nout; j++)
+		if (out[j] >= 0 && L->g->tensor[out[j]].dtype == DT_UNDEF)
+			L->g->tensor[out[j]].dtype = out_dtype(L->g, op, &a, in);
+	if (op == OP_UPSAMPLE)
+		op = OP_RESIZE;  /* p_resize gave it Resize's inputs and attributes */
+	int id = ir_node_new(L->g, op, L->nname[ni], nin, in, nout, out);
 	L->g->node[id].a = a;
 	onnx_track_rank(L, id);
 	if (op == OP_DROPOUT)

@@ -483,6 +483,8 @@ static int eltwise(const Ev *e)
 static int dispatch(const Ev *e)
 {
 	Op op = e->n->op;
+	if (ev_math_op(op))
+		return ev_math(e);
 	if (ir_opflags[op] & F_UNARY)
 		return unary(e);
 	if (ir_opflags[op] & F_ELTWISE)
@@ -511,6 +513,9 @@ static int dispatch(const Ev *e)
 	case OP_CAST: return ev_cast(e);
 	case OP_CONSTOFSHAPE: return ev_constofshape(e);
 	case OP_RANGE: return ev_range(e);
+	case OP_SPLIT: case OP_DEPTHTOSPACE: case OP_SPACETODEPTH: case OP_GATHERELEM:
+	case OP_GATHERND: case OP_ONEHOT: case OP_TRILU: case OP_CONVTRANSPOSE: case OP_INSTNORM:
+	case OP_LAYERNORM: case OP_LRN: case OP_RESIZE: return ev_struct(e);
 	case OP_CONSTANT: return ev_fail(e, "internal: Constant node left in the graph");
 	default: return ev_fail(e, "internal: no evaluator for op %d", (int)op);
 	}

@@ -118,5 +118,10 @@ int ev_shape(const Ev *);         /* Shape, Size */
 int ev_cast(const Ev *);
 int ev_constofshape(const Ev *);
 int ev_range(const Ev *);
+/* eval_struct.c: the ops of ops.def's "structural ops" section */
+int ev_struct(const Ev *);
+/* eval_math.c: the ops of ops.def's "math, logic and bit ops" section */
+int ev_math_op(Op);               /* is op one of them? */
+int ev_math(const Ev *);
 
 #endif

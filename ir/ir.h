@@ -92,23 +92,52 @@ typedef struct {
 	int ceil;       /* pools: ceil_mode */
 	int incl_pad;   /* AVGPOOL: count_include_pad */
 	int colmajor;   /* MAXPOOL: Indices number spatial positions column-major (storage_order=1) */
+	/* CONVTRANSPOSE: output_padding, and output_shape (0 = absent); ir_infer
+	 * folds both into explicit pads, the end pad possibly negative (extra
+	 * output rows that only the bias reaches). */
+	int outpad[IR_MAXSP];
+	int64_t outshape[IR_MAXSP];
 } Window;
 
 typedef enum { PADMODE_CONSTANT, PADMODE_REFLECT, PADMODE_EDGE } PadMode;
+
+/* Resize: interpolation, how an output coordinate maps to an input one,
+ * and how nearest rounds (RS_NEAREST_SIMPLE: Resize-10 and Upsample, floor
+ * when enlarging and ceil when shrinking, as onnxruntime). */
+typedef enum { RS_NEAREST, RS_LINEAR, RS_CUBIC } ResizeMode;
+typedef enum {
+	RS_HALF_PIXEL, RS_PYTORCH_HALF_PIXEL, RS_ALIGN_CORNERS, RS_ASYMMETRIC,
+	RS_TF_HALF_PIXEL_FOR_NN, RS_TF_CROP_AND_RESIZE
+} ResizeCoord;
+typedef enum {
+	RS_ROUND_PREFER_FLOOR, RS_ROUND_PREFER_CEIL, RS_FLOOR, RS_CEIL, RS_NEAREST_SIMPLE
+} ResizeNearest;
 
 /* Per-op attributes: which member is valid is given by Node.op. */
 typedef union {
 	Window win;                                /* CONV, MAXPOOL, AVGPOOL */
 	struct { float alpha, beta; int ta, tb; } gemm;   /* GEMM */
-	struct { int axis, legacy; } axis;         /* SOFTMAX, LOGSOFTMAX, CONCAT, FLATTEN, GATHER */
+	struct { int axis, legacy; } axis;         /* SOFTMAX, LOGSOFTMAX, HARDMAX, CONCAT, FLATTEN, GATHER */
 	struct { int keepdims, noop_empty; } reduce;  /* REDUCE* */
 	struct { int n, p[IR_MAXRANK]; } perm;     /* TRANSPOSE: n = 0 reverses */
-	struct { float alpha, beta; } ab;          /* LEAKYRELU alpha; HARDSIGMOID; ELU alpha; SELU alpha,gamma=beta */
+	struct { float alpha, beta; } ab;          /* LEAKYRELU alpha; HARDSIGMOID; ELU alpha; SELU alpha,gamma=beta;
+	                                              THRESHOLDEDRELU, CELU alpha; SHRINK alpha=lambd, beta=bias */
 	struct { float eps; } bn;                  /* BATCHNORM */
 	struct { DType to; double value; } cast;   /* CAST; CONSTOFSHAPE (value of dtype to) */
 	struct { PadMode mode; } pad;              /* PAD */
 	struct { int allowzero; } reshape;         /* RESHAPE */
 	struct { int start, end, has_end; } shape; /* SHAPE (opset 15 slicing) */
+	struct { int block, crd; } d2s;            /* DEPTHTOSPACE (crd: mode CRD, else DCR), SPACETODEPTH */
+	struct { int axis; float eps; int batch; } norm; /* LAYERNORM axis, eps; INSTNORM eps; GATHERND batch = batch_dims */
+	struct { int size; float alpha, beta, bias; } lrn; /* LRN */
+	struct { int upper; } trilu;               /* TRILU */
+	struct { ResizeMode mode; ResizeCoord coord; ResizeNearest nearest;
+	         int exclude; float cubic_a, extrap; } resize; /* RESIZE */
+	struct { int axis, keepdims, last; } arg;  /* ARGMAX, ARGMIN: last = select_last_index */
+	struct { int fmod; } mod;                  /* MOD: 1 = C fmod (sign of a), 0 = sign of b */
+	struct { int left; } shift;                /* BITSHIFT: direction LEFT (1) or RIGHT (0) */
+	struct { int pos, neg; } isinf;            /* ISINF: detect_positive, detect_negative */
+	struct { int exclusive, reverse; } cumsum; /* CUMSUM */
 } Attr;
 
 typedef struct {
@@ -202,5 +231,16 @@ int ir_eval_node(const Graph *, int n, const void *const *in, void *const *out, 
 typedef void (*IrObserve)(void *ctx, const Graph *, int tensor, const void *data);
 int ir_eval(const Graph *, const void *const *inputs, void *const *outputs,
             IrObserve observe, void *ctx, Diag *);
+
+/* ---- eval_struct.c ---- */
+/* Resize node n's sampling along axis a, shared by the evaluator and the
+ * backends: for output index o, ntap input indices idx[o*ntap + t] (in
+ * [0, in)) and weights w[o*ntap + t]; ok[o] = 0 where tf_crop_and_resize
+ * extrapolates.  Arrays hold 4 * out entries; returns ntap, which is
+ * ir_resize_ntap(mode) (1 nearest, 2 linear, 4 cubic), or 1 for an axis
+ * that every point samples at its own index.  Needs inferred shapes and
+ * constant scales, sizes and roi. */
+int ir_resize_ntap(ResizeMode);
+int ir_resize_axis(const Graph *, const Node *n, int a, int64_t *idx, float *w, char *ok);
 
 #endif

@@ -4,8 +4,9 @@
  * Requires: nodes in topological order; graph inputs and constants have
  * static shapes; attribute defaults filled in by the frontend (see ir.h).
  * Establishes: every output of a live node has a dtype and a static shape of
- * rank <= IR_MAXRANK and at most MAXNUMEL elements; Conv, MaxPool and
- * AveragePool windows carry explicit pads (autopad = PAD_EXPLICIT).
+ * rank <= IR_MAXRANK and at most MAXNUMEL elements; Conv, ConvTranspose,
+ * MaxPool and AveragePool windows carry explicit pads (autopad =
+ * PAD_EXPLICIT; ConvTranspose's output_shape and output_padding folded in).
  * A node that breaks a rule gets one error naming it, never a crash.
  *
  * One static rule per op family, chosen by the table at the bottom.
@@ -293,7 +294,8 @@ static int eltwise(Ctx *c)
 	if (nd->op == OP_PRELU && (s.rank != x->rank || memcmp(s.dim, x->dim, sizeof x->dim[0] * (size_t)s.rank)))
 		return fail(c, "slope '%s' %s does not broadcast to x %s", in(c, 1)->name,
 		            tshape(in(c, 1)).s, tshape(x).s);
-	int cmp = nd->op == OP_EQUAL || nd->op == OP_LESS || nd->op == OP_GREATER;
+	int cmp = nd->op == OP_EQUAL || nd->op == OP_LESS || nd->op == OP_GREATER ||
+	          nd->op == OP_GREATEREQ || nd->op == OP_LESSEQ;
 	return set_out(c, 0, cmp ? DT_BOOL : x->dtype, &s);
 }
 
@@ -541,6 +543,69 @@ static int reduce(Ctx *c)
 			s.dim[s.rank++] = x->dim[i];
 		else if (c->node->a.reduce.keepdims)
 			s.dim[s.rank++] = 1;
+	return set_out(c, 0, x->dtype, &s);
+}
+
+/* ---- math, logic and bit ops (ops.def's section of that name) ---- */
+
+/* IsNaN, IsInf: x's shape, bool. */
+static int classify(Ctx *c)
+{
+	Shape s = shape_of(in(c, 0));
+	return set_out(c, 0, DT_BOOL, &s);
+}
+
+/* And/Or/Xor, GreaterOrEqual/LessOrEqual, Mod, BitShift: eltwise's
+ * broadcasting, and the dtypes each op takes. */
+static int math_eltwise(Ctx *c)
+{
+	Op op = c->node->op;
+	DType dt = in(c, 0)->dtype;
+	if (eltwise(c))
+		return 1;
+	if ((op == OP_AND || op == OP_OR || op == OP_XOR) && dt != DT_BOOL)
+		return fail(c, "inputs are %s; %s takes bool", ir_dtype_name(dt), ir_opname[op]);
+	if (op == OP_BITSHIFT && dt != DT_U8 && dt != DT_U16 && dt != DT_U32)
+		return fail(c, "inputs are %s; BitShift takes u8, u16 or u32", ir_dtype_name(dt));
+	if (op == OP_MOD && dt == DT_BOOL)
+		return fail(c, "Mod does not take bool");
+	if (op == OP_MOD && (dt == DT_F32 || dt == DT_F64) && !c->node->a.mod.fmod)
+		return fail(c, "Mod of %s needs attribute fmod = 1", ir_dtype_name(dt));
+	return 0;
+}
+
+/* ArgMax, ArgMin: i64, the axis dropped or kept as 1. */
+static int argext(Ctx *c)
+{
+	const Tensor *x = in(c, 0);
+	int axis = 0;
+	if (norm_axis(c, c->node->a.arg.axis, x->rank, 0, &axis))
+		return 1;
+	if (x->dim[axis] == 0)
+		return fail(c, "axis %d of %s is empty: there is no index to return", axis, tshape(x).s);
+	Shape s = shape_of(x);
+	if (c->node->a.arg.keepdims)
+		s.dim[axis] = 1;
+	else
+		for (s.rank--; axis < s.rank; axis++)
+			s.dim[axis] = s.dim[axis + 1];
+	return set_out(c, 0, DT_I64, &s);
+}
+
+/* CumSum: x's shape; the axis must be one constant integer. */
+static int cumsum(Ctx *c)
+{
+	const Tensor *x = in(c, 0), *t = in(c, 1);
+	int axis = 0;
+	if (!ir_is_const(c->g, c->node->in[1]))
+		return fail(c, "axis input '%s' is not a constant; potc needs static shapes and axes",
+		            t->name);
+	if (!is_int(t->dtype) || t->rank > 1 || ir_numel(t) != 1)
+		return fail(c, "axis input '%s' must hold one integer, it is %s %s", t->name,
+		            ir_dtype_name(t->dtype), tshape(t).s);
+	if (norm_axis(c, ir_get_i64(t, 0), x->rank, 0, &axis))
+		return 1;
+	Shape s = shape_of(x);
 	return set_out(c, 0, x->dtype, &s);
 }
 
@@ -891,6 +956,347 @@ static int tile(Ctx *c)
 	return set_out(c, 0, x->dtype, &s);
 }
 
+/* ---- structural ops: Split, DepthToSpace, ..., Resize ---- */
+
+enum { SPLIT_MAX = 1024 };  /* outputs of one Split */
+
+/* Sizes along axis: the split input, or nout equal parts. */
+static int split_sizes(Ctx *c, int64_t dim, int64_t *v, int nout)
+{
+	int n = nout;
+	if (in(c, 1) && const_ints(c, 1, v, SPLIT_MAX, &n))
+		return 1;
+	if (!in(c, 1)) {
+		if (dim % nout != 0)
+			return fail(c, "axis of size %" PRId64 " does not split into %d equal parts", dim, nout);
+		for (int j = 0; j < nout; j++)
+			v[j] = dim / nout;
+	}
+	if (n != nout)
+		return fail(c, "split has %d sizes for %d outputs", n, nout);
+	int64_t sum = 0;
+	for (int j = 0; j < n; j++) {
+		if (v[j] < 0 || v[j] > dim)
+			return fail(c, "split size %" PRId64 " is out of range [0, %" PRId64 "]", v[j], dim);
+		sum += v[j];
+	}
+	if (sum != dim)
+		return fail(c, "split sizes add up to %" PRId64 ", the axis has %" PRId64, sum, dim);
+	return 0;
+}
+
+static int split(Ctx *c)
+{
+	const Tensor *x = in(c, 0);
+	int axis = 0, nout = c->node->nout;
+	int64_t v[SPLIT_MAX];
+	if (nout > SPLIT_MAX)
+		return fail(c, "has %d outputs; potc splits into at most %d", nout, SPLIT_MAX);
+	if (norm_axis(c, c->node->a.axis.axis, x->rank, 0, &axis) ||
+	    split_sizes(c, x->dim[axis], v, nout))
+		return 1;
+	Shape s = shape_of(x);
+	for (int j = 0; j < nout; j++) {
+		s.dim[axis] = v[j];
+		if (set_out(c, j, x->dtype, &s))
+			return 1;
+	}
+	return 0;
+}
+
+/* DepthToSpace and SpaceToDepth: 4-D, blocksize b moves b*b channels to
+ * (or from) a b x b block of pixels. */
+static int depthspace(Ctx *c)
+{
+	const Tensor *x = in(c, 0);
+	int64_t b = c->node->a.d2s.block;
+	if (x->rank != 4)
+		return fail(c, "input '%s' %s must be 4-D [N, C, H, W]", x->name, tshape(x).s);
+	if (b < 1)
+		return fail(c, "blocksize %" PRId64 " must be positive", b);
+	Shape s = shape_of(x);
+	if (c->node->op == OP_DEPTHTOSPACE) {
+		if (x->dim[1] % (b * b) != 0)
+			return fail(c, "%" PRId64 " channels of '%s' are not a multiple of blocksize^2 = %" PRId64,
+			            x->dim[1], x->name, b * b);
+		s.dim[1] /= b * b;
+		s.dim[2] *= b;
+		s.dim[3] *= b;
+	} else {
+		if (x->dim[2] % b != 0 || x->dim[3] % b != 0)
+			return fail(c, "height and width of '%s' %s are not multiples of blocksize %" PRId64,
+			            x->name, tshape(x).s, b);
+		s.dim[1] *= b * b;
+		s.dim[2] /= b;
+		s.dim[3] /= b;
+	}
+	return set_out(c, 0, x->dtype, &s);
+}
+
+static int index_type(Ctx *c, const Tensor *idx)
+{
+	if (idx->dtype != DT_I32 && idx->dtype != DT_I64)
+		return fail(c, "indices '%s' must be i32 or i64, not %s", idx->name, ir_dtype_name(idx->dtype));
+	return 0;
+}
+
+/* idx has x's rank and no dim larger than x's, except along axis. */
+static int gatherelem(Ctx *c)
+{
+	const Tensor *x = in(c, 0), *idx = in(c, 1);
+	int axis = 0;
+	if (index_type(c, idx) || norm_axis(c, c->node->a.axis.axis, x->rank, 0, &axis))
+		return 1;
+	int bad = idx->rank != x->rank;
+	for (int i = 0; !bad && i < x->rank; i++)
+		bad = i != axis && idx->dim[i] > x->dim[i];
+	if (bad)
+		return fail(c, "indices '%s' %s must have the rank of '%s' %s and no larger dim outside axis %d",
+		            idx->name, tshape(idx).s, x->name, tshape(x).s, axis);
+	if (ir_is_const(c->g, c->node->in[1]) && ir_numel(idx) && check_indices(c, idx, x->dim[axis]))
+		return 1;
+	Shape s = shape_of(idx);
+	return set_out(c, 0, x->dtype, &s);
+}
+
+/* Constant index tuples of length m must lie in x's dims [b, b+m). */
+static int check_tuples(Ctx *c, const Tensor *x, const Tensor *idx, int b, int m)
+{
+	int64_t n = ir_numel(idx);
+	for (int64_t i = 0; i < n; i++) {
+		int64_t v = ir_get_i64(idx, i), d = x->dim[b + i % m];
+		if (v < -d || v >= d)
+			return fail(c, "index %" PRId64 " in '%s' is out of range [%" PRId64 ", %" PRId64 ")",
+			            v, idx->name, -d, d);
+	}
+	return 0;
+}
+
+/* y = idx.shape[:-1] + x.shape[b+m:], m = idx.shape[-1]; the first b
+ * (batch_dims) dims of x and idx agree. */
+static int gathernd(Ctx *c)
+{
+	const Tensor *x = in(c, 0), *idx = in(c, 1);
+	int b = c->node->a.norm.batch, r = x->rank, q = idx->rank;
+	if (index_type(c, idx))
+		return 1;
+	if (r < 1 || q < 1 || b < 0 || b >= r || b >= q)
+		return fail(c, "batch_dims %d needs data '%s' %s and indices '%s' %s of larger rank",
+		            b, x->name, tshape(x).s, idx->name, tshape(idx).s);
+	int64_t m = idx->dim[q - 1];
+	if (m < 1 || m > r - b)
+		return fail(c, "index tuples of length %" PRId64 " do not fit data '%s' %s after %d batch dims",
+		            m, x->name, tshape(x).s, b);
+	for (int i = 0; i < b; i++)
+		if (x->dim[i] != idx->dim[i])
+			return fail(c, "batch dim %d differs between '%s' %s and '%s' %s",
+			            i, x->name, tshape(x).s, idx->name, tshape(idx).s);
+	if (ir_is_const(c->g, c->node->in[1]) && check_tuples(c, x, idx, b, (int)m))
+		return 1;
+	Shape s = {.rank = q - 1};
+	memcpy(s.dim, idx->dim, sizeof(int64_t) * (size_t)(q - 1));
+	for (int i = b + (int)m; i < r; i++)
+		s.dim[s.rank++] = x->dim[i];
+	return set_out(c, 0, x->dtype, &s);
+}
+
+/* depth decides the output shape, so it must be a constant. */
+static int onehot(Ctx *c)
+{
+	const Tensor *idx = in(c, 0), *depth = in(c, 1), *val = in(c, 2);
+	int axis = 0;
+	if (!ir_is_const(c->g, c->node->in[1]))
+		return fail(c, "depth '%s' is not a constant; potc needs static shapes", depth->name);
+	if (idx->dtype == DT_BOOL)
+		return fail(c, "indices '%s' must be numbers, not bool", idx->name);
+	if (scalar_input(c, 1))
+		return 1;
+	if (val->rank != 1 || val->dim[0] != 2)
+		return fail(c, "values '%s' %s must be [2]: off, on", val->name, tshape(val).s);
+	double d = ir_get(depth, 0);
+	if (!(d >= 1 && d <= MAXNUMEL))
+		return fail(c, "depth %g must be at least 1", d);
+	if (norm_axis(c, c->node->a.axis.axis, idx->rank + 1, 0, &axis))
+		return 1;
+	Shape s = {.rank = idx->rank + 1};
+	for (int i = 0, k = 0; i < s.rank; i++)
+		s.dim[i] = i == axis ? (int64_t)d : idx->dim[k++];
+	return set_out(c, 0, val->dtype, &s);
+}
+
+static int trilu(Ctx *c)
+{
+	const Tensor *x = in(c, 0), *k = in(c, 1);
+	if (x->rank < 2)
+		return fail(c, "input '%s' %s must have rank >= 2", x->name, tshape(x).s);
+	if (k && (scalar_input(c, 1) || k->dtype != DT_I64))
+		return fail(c, "k '%s' must be an i64 scalar", k->name);
+	Shape s = shape_of(x);
+	return set_out(c, 0, x->dtype, &s);
+}
+
+/* ConvTranspose spatial dim i: output_shape and auto_pad become explicit
+ * pads.  total = full - out is split as the ONNX spec says (the odd pad at
+ * the beginning, except for SAME_UPPER); a negative total pads nothing at
+ * the beginning and leaves extra output rows only the bias reaches, as
+ * onnxruntime.  output_padding lowers the end pad. */
+static int convt_resolve(Ctx *c, Window *w, int i, int64_t in)
+{
+	int64_t full = (in - 1) * w->s[i] + kext(w, i) + w->outpad[i], out = -1;
+	int same = w->autopad == PAD_SAME_UPPER || w->autopad == PAD_SAME_LOWER;
+	if (w->outshape[i] > 0 || same) {
+		out = w->outshape[i] > 0 ? w->outshape[i] : in * w->s[i];
+		int64_t total = full - out, t = total < 0 ? 0 : total;
+		int64_t head = w->autopad == PAD_SAME_UPPER ? t / 2 : t - t / 2;
+		if (total < INT32_MIN + 1 || total > INT32_MAX)
+			return fail(c, "spatial dim %d: output size %" PRId64 " is out of reach", i, out);
+		w->pad[i] = (int)head;
+		w->pad[w->nsp + i] = (int)(total - head - w->outpad[i]);
+	} else if (w->autopad == PAD_VALID) {
+		w->pad[i] = 0;
+		w->pad[w->nsp + i] = -w->outpad[i];
+	} else {
+		w->pad[w->nsp + i] -= w->outpad[i];
+	}
+	w->outpad[i] = 0;
+	w->outshape[i] = 0;
+	return 0;
+}
+
+/* x [N, C, ...], w [C, M/group, k...], b [M]. */
+static int convt_channels(Ctx *c, const Tensor *x, const Tensor *w, const Tensor *b)
+{
+	int64_t g = c->node->a.win.group;
+	if (w->rank != x->rank || g < 1 || x->dim[1] != w->dim[0] || x->dim[1] % g)
+		return fail(c, "weight '%s' %s must be [C, M/group, k...] for input '%s' %s and group %" PRId64,
+		            w->name, tshape(w).s, x->name, tshape(x).s, g);
+	if (b && (b->rank != 1 || b->dim[0] != w->dim[1] * g))
+		return fail(c, "bias '%s' %s must be [%" PRId64 "]", b->name, tshape(b).s, w->dim[1] * g);
+	return same_dtype(c, 0, 1) || same_dtype(c, 0, 2);
+}
+
+/* Output dim i = s*(in-1) + (k-1)*d + 1 - pad_begin - pad_end. */
+static int convtranspose(Ctx *c)
+{
+	const Tensor *x = in(c, 0), *w = in(c, 1), *b = in(c, 2);
+	Window *win = &c->node->a.win;
+	if (x->rank < 3 || x->rank - 2 != win->nsp || win->nsp > IR_MAXSP)
+		return fail(c, "input '%s' %s must be [N, C] and %d spatial dims", x->name, tshape(x).s, win->nsp);
+	if (convt_channels(c, x, w, b))
+		return 1;
+	Shape s = {.rank = x->rank, .dim = {x->dim[0], w->dim[1] * win->group}};
+	for (int i = 0; i < win->nsp; i++) {
+		if (win->k[i] != w->dim[2 + i] || win->s[i] < 1 || win->d[i] < 1 || win->outpad[i] < 0)
+			return fail(c, "spatial dim %d: kernel %d (weight %s), stride %d, dilation %d or "
+			            "output_padding %d is bad", i, win->k[i], tshape(w).s, win->s[i], win->d[i],
+			            win->outpad[i]);
+		if (convt_resolve(c, win, i, x->dim[2 + i]))
+			return 1;
+		s.dim[2 + i] = (x->dim[2 + i] - 1) * win->s[i] + kext(win, i) - win->pad[i] - win->pad[win->nsp + i];
+		if (win->pad[i] < 0 || s.dim[2 + i] < 1)
+			return fail(c, "spatial dim %d: pads %d and %d leave no output", i, win->pad[i],
+			            win->pad[win->nsp + i]);
+	}
+	win->autopad = PAD_EXPLICIT;
+	return set_out(c, 0, x->dtype, &s);
+}
+
+/* Per channel (dim 1) parameters of x [N, C, ...]. */
+static int instnorm(Ctx *c)
+{
+	const Tensor *x = in(c, 0);
+	if (x->rank < 2)
+		return fail(c, "input '%s' %s must be [N, C, ...]", x->name, tshape(x).s);
+	for (int j = 1; j < 3; j++) {
+		const Tensor *p = in(c, j);
+		if (p->rank != 1 || p->dim[0] != x->dim[1] || same_dtype(c, 0, j))
+			return fail(c, "'%s' %s must be [%" PRId64 "] of %s", p->name, tshape(p).s, x->dim[1],
+			            ir_dtype_name(x->dtype));
+	}
+	Shape s = shape_of(x);
+	return set_out(c, 0, x->dtype, &s);
+}
+
+/* scale and b broadcast to x; Mean and InvStdDev are x.shape[:axis]
+ * followed by ones. */
+static int layernorm(Ctx *c)
+{
+	const Tensor *x = in(c, 0);
+	int axis = 0;
+	if (norm_axis(c, c->node->a.norm.axis, x->rank, 0, &axis))
+		return 1;
+	for (int j = 1; j < 3; j++) {
+		const Tensor *p = in(c, j);
+		if (p && (!unidir(p->rank, p->dim, x->rank, x->dim) || same_dtype(c, 0, j)))
+			return fail(c, "'%s' %s does not broadcast to '%s' %s", p->name, tshape(p).s, x->name,
+			            tshape(x).s);
+	}
+	Shape s = shape_of(x), st = shape_of(x);
+	for (int i = axis; i < x->rank; i++)
+		st.dim[i] = 1;
+	return set_out(c, 0, x->dtype, &s) || set_out(c, 1, DT_F32, &st) || set_out(c, 2, DT_F32, &st);
+}
+
+static int lrn(Ctx *c)
+{
+	const Tensor *x = in(c, 0);
+	if (x->rank < 2 || c->node->a.lrn.size < 1)
+		return fail(c, "input '%s' %s must be [N, C, ...] and size %d positive", x->name,
+		            tshape(x).s, c->node->a.lrn.size);
+	Shape s = shape_of(x);
+	return set_out(c, 0, x->dtype, &s);
+}
+
+/* Input j if present and not empty. */
+static const Tensor *nonempty(Ctx *c, int j)
+{
+	const Tensor *t = in(c, j);
+	return t && ir_numel(t) ? t : NULL;
+}
+
+/* A constant float vector of n values (Resize's roi and scales); why
+ * says why it must be constant. */
+static int const_floats(Ctx *c, int j, int n, const char *why)
+{
+	const Tensor *t = in(c, j);
+	if (!ir_is_const(c->g, c->node->in[j]))
+		return fail(c, "input '%s' is not a constant; %s", t->name, why);
+	if ((t->dtype != DT_F32 && t->dtype != DT_F64) || t->rank != 1 || t->dim[0] != n)
+		return fail(c, "input '%s' %s %s must be a float vector of %d values", t->name,
+		            ir_dtype_name(t->dtype), tshape(t).s, n);
+	return 0;
+}
+
+/* Output dims from sizes, or floor(in * scale); roi is read only by
+ * tf_crop_and_resize. */
+static int resize(Ctx *c)
+{
+	const Tensor *x = in(c, 0), *sc = nonempty(c, 2), *sz = nonempty(c, 3);
+	int r = x->rank, n = 0;
+	int64_t v[IR_MAXRANK];
+	Shape s = {.rank = r};
+	if (!sc == !sz)
+		return fail(c, "exactly one of scales and sizes must be given");
+	if (c->node->a.resize.mode != RS_NEAREST && x->dtype != DT_F32)
+		return fail(c, "linear and cubic modes need f32 input, '%s' is %s", x->name, ir_dtype_name(x->dtype));
+	if (sz && const_ints(c, 3, v, IR_MAXRANK, &n))
+		return 1;
+	if ((sz && n != r) || (sc && const_floats(c, 2, r, "potc needs static shapes")))
+		return sc ? 1 : fail(c, "sizes has %d values; input '%s' %s needs %d", n, x->name, tshape(x).s, r);
+	if (c->node->a.resize.coord == RS_TF_CROP_AND_RESIZE &&
+	    (!nonempty(c, 1) || const_floats(c, 1, 2 * r, "potc computes the sampling of tf_crop_and_resize at compile time")))
+		return nonempty(c, 1) ? 1 : fail(c, "tf_crop_and_resize needs roi");
+	for (int i = 0; i < r; i++) {
+		double f = sc ? ir_get(sc, i) : 0;
+		if (sc && !(f > 0 && f * (double)x->dim[i] <= MAXNUMEL))
+			return fail(c, "scale %g of dim %d must be positive and keep the dim in range", f, i);
+		s.dim[i] = sz ? v[i] : (int64_t)floor(f * (double)x->dim[i]);
+		if (s.dim[i] < 0 || (x->dim[i] == 0 && s.dim[i] > 0))
+			return fail(c, "output dim %d = %" PRId64 " is bad for input '%s' %s", i, s.dim[i], x->name, tshape(x).s);
+	}
+	return set_out(c, 0, x->dtype, &s);
+}
+
 /* ---- shape arithmetic ---- */
 
 static int constant(Ctx *c)
@@ -1040,12 +1446,42 @@ static const Rule rules[OP_COUNT] = {
 	[OP_GATHER] = {gather, 2, 2, 1},
 	[OP_EXPAND] = {expand, 2, 2, 1},
 	[OP_TILE] = {tile, 2, 2, 1},
+	[OP_SPLIT] = {split, 1, 2, SPLIT_MAX},
+	[OP_DEPTHTOSPACE] = {depthspace, 1, 1, 1},
+	[OP_SPACETODEPTH] = {depthspace, 1, 1, 1},
+	[OP_GATHERELEM] = {gatherelem, 2, 2, 1},
+	[OP_GATHERND] = {gathernd, 2, 2, 1},
+	[OP_ONEHOT] = {onehot, 3, 3, 1},
+	[OP_TRILU] = {trilu, 1, 2, 1},
+	[OP_CONVTRANSPOSE] = {convtranspose, 2, 3, 1},
+	[OP_INSTNORM] = {instnorm, 3, 3, 1},
+	[OP_LAYERNORM] = {layernorm, 2, 3, 3},
+	[OP_LRN] = {lrn, 1, 1, 1},
+	[OP_RESIZE] = {resize, 1, 4, 1},
 	[OP_CONSTANT] = {constant, 0, -1, 1},
 	[OP_SHAPE] = {shape, 1, 1, 1},
 	[OP_SIZE] = {size, 1, 1, 1},
 	[OP_CAST] = {cast, 1, 1, 1},
 	[OP_CONSTOFSHAPE] = {constofshape, 1, 1, 1},
 	[OP_RANGE] = {range, 3, 3, 1},
+	[OP_ISNAN] = {classify, 1, 1, 1},
+	[OP_ISINF] = {classify, 1, 1, 1},
+	[OP_HARDMAX] = {softmax, 1, 1, 1},
+	[OP_AND] = {math_eltwise, 2, 2, 1},
+	[OP_OR] = {math_eltwise, 2, 2, 1},
+	[OP_XOR] = {math_eltwise, 2, 2, 1},
+	[OP_GREATEREQ] = {math_eltwise, 2, 2, 1},
+	[OP_LESSEQ] = {math_eltwise, 2, 2, 1},
+	[OP_MOD] = {math_eltwise, 2, 2, 1},
+	[OP_BITSHIFT] = {math_eltwise, 2, 2, 1},
+	[OP_REDUCEL1] = {reduce, 1, 2, 1},
+	[OP_REDUCEL2] = {reduce, 1, 2, 1},
+	[OP_REDUCESUMSQ] = {reduce, 1, 2, 1},
+	[OP_REDUCELOGSUM] = {reduce, 1, 2, 1},
+	[OP_REDUCELOGSUMEXP] = {reduce, 1, 2, 1},
+	[OP_ARGMAX] = {argext, 1, 1, 1},
+	[OP_ARGMIN] = {argext, 1, 1, 1},
+	[OP_CUMSUM] = {cumsum, 2, 2, 1},
 };
 
 static Rule rule_of(Op op)

@@ -180,5 +180,10 @@ int ec_slice(Ctx *);
 int ec_gather(Ctx *);
 int ec_expand(Ctx *);
 int ec_tile(Ctx *);
+/* kernels_struct.c: the ops of ops.def's "structural ops" section */
+int ec_struct(Ctx *);
+/* kernels_math.c: the ops of ops.def's "math, logic and bit ops" section */
+int ec_math_op(Op);               /* is op one of them? */
+int ec_math(Ctx *);
 
 #endif

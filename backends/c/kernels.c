@@ -711,6 +711,8 @@ int ec_reduce(Ctx *c)
 int ec_kernel(Ctx *c)
 {
 	Op op = c->n->op;
+	if (ec_math_op(op))
+		return ec_math(c);
 	if (ir_opflags[op] & F_UNARY)
 		return ec_unary(c);
 	if (ir_opflags[op] & F_ELTWISE)
@@ -734,6 +736,9 @@ int ec_kernel(Ctx *c)
 	case OP_GATHER: return ec_gather(c);
 	case OP_EXPAND: return ec_expand(c);
 	case OP_TILE: return ec_tile(c);
+	case OP_SPLIT: case OP_DEPTHTOSPACE: case OP_SPACETODEPTH: case OP_GATHERELEM:
+	case OP_GATHERND: case OP_ONEHOT: case OP_TRILU: case OP_CONVTRANSPOSE: case OP_INSTNORM:
+	case OP_LAYERNORM: case OP_LRN: case OP_RESIZE: return ec_struct(c);
 	case OP_CAST: return ec_cast(c);
 	case OP_SHAPE: case OP_SIZE: case OP_CONSTOFSHAPE: case OP_RANGE: case OP_CONSTANT:
 		return ec_fail(c, "%s must be folded to a constant before code generation",

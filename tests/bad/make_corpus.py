@@ -152,9 +152,9 @@ def typed_length():
     return model([helper.make_node("Add", ["x", "w"], ["y"])], inits=[w])
 
 
-@case('node "sin" (Sin): error: unsupported op \'Sin\'')
+@case('node "uniq" (Unique): error: unsupported op \'Unique\'')
 def unsupported_op():
-    return model([helper.make_node("Sin", ["x"], ["y"], name="sin")])
+    return model([helper.make_node("Unique", ["x"], ["y"], name="uniq")])
 
 
 @case('node "fused" (FusedConv): error: domain \'com.microsoft\' is not supported '

@@ -129,9 +129,9 @@ def bad_attr():
 
 
 def two_unsupported():
-    """Two unsupported ops: both reported."""
-    nodes = [helper.make_node("Sin", ["x"], ["a"], name="s"),
-             helper.make_node("Cos", ["a"], ["y"], name="c")]
+    """Two unsupported ops (data-dependent shapes: never static): both reported."""
+    nodes = [helper.make_node("Unique", ["x"], ["a"], name="s"),
+             helper.make_node("NonZero", ["a"], ["y"], name="c")]
     return model(nodes, [vi("x", [2])], [vi("y", [2])])
 
 
