@@ -265,7 +265,7 @@ static float convt_point(const Tgeom *G, const float *xg, const float *wm, int64
 static int convtranspose(const Ev *e)
 {
 	const Tensor *x = ev_tin(e, 0), *w = ev_tin(e, 1), *y = ev_tout(e, 0);
-	Tgeom G;
+	Tgeom G = {0};
 	if (ev_want_f32(e, 3) || tgeom(e, x, y, &G))
 		return 1;
 	int64_t N = x->dim[0], C = x->dim[1], M = y->dim[1], g = e->n->a.win.group;
