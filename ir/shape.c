@@ -1106,7 +1106,7 @@ static int onehot(Ctx *c)
 	const Tensor *idx = in(c, 0), *depth = in(c, 1), *val = in(c, 2);
 	int axis = 0;
 	if (!ir_is_const(c->g, c->node->in[1]))
-		return fail(c, "depth '%s' is not a constant; potc needs static shapes", depth->name);
+		return fail(c, "depth input '%s' is not a constant; potc needs static shapes", depth->name);
 	if (idx->dtype == DT_BOOL)
 		return fail(c, "indices '%s' must be numbers, not bool", idx->name);
 	if (scalar_input(c, 1))

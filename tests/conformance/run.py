@@ -292,20 +292,32 @@ def _run_test(name, tdir, args, work):
                 shape_args += ['--input-shape', '%s=%s' % (vi.name, 'x'.join(str(d) for d in shp))]
         rc, out, err = run_cmd([potc, 'info', model_path] + shape_args, deadline)
         frozen = set()
-        if rc != 0 and 'potc needs static shapes' in err and len(sets) == 1:
-            # Shapes that come from integer inputs (Reshape's shape, Slice's
-            # starts, ...): bind those inputs to the test's data with --const,
-            # as a user deploying such a model would, and test the rest.
-            for i, p in enumerate(files[0][0]):
-                arr = load_tensor_pb(p)
-                if arr.dtype.kind in 'iu':
-                    npy = os.path.join(work, 'const_in%d.npy' % i)
-                    os.makedirs(work, exist_ok=True)
-                    np.save(npy, arr)
-                    shape_args += ['--const', '%s=%s' % (inputs[i].name, npy)]
-                    frozen.add(i)
-            if frozen:
-                rc, out, err = run_cmd([potc, 'info', model_path] + shape_args, deadline)
+        names = [vi.name for vi in inputs]
+
+        def bind(i):
+            npy = os.path.join(work, 'const_in%d.npy' % i)
+            os.makedirs(work, exist_ok=True)
+            np.save(npy, load_tensor_pb(files[0][0][i]))
+            shape_args.extend(['--const', '%s=%s' % (names[i], npy)])
+            frozen.add(i)
+
+        # Inputs that decide a shape or a sampling grid (Reshape's shape,
+        # Slice's starts, Resize's scales, OneHot's depth): bind them to the
+        # test's data with --const, as a user deploying such a model would.
+        for _ in range(len(inputs)):
+            m = re.search(r"input '([^']+)' is not a constant", err) if rc != 0 else None
+            if not m or len(sets) != 1:
+                break
+            if m.group(1) in names and names.index(m.group(1)) not in frozen:
+                bind(names.index(m.group(1)))
+            else:  # reached through other nodes: bind every integer input
+                ints = [i for i in range(len(inputs)) if i not in frozen
+                        and load_tensor_pb(files[0][0][i]).dtype.kind in 'iu']
+                if not ints:
+                    break
+                for i in ints:
+                    bind(i)
+            rc, out, err = run_cmd([potc, 'info', model_path] + shape_args, deadline)
         unsup = None
         for ln in out.splitlines():
             m = re.match(r'\s*unsupported:\s*(.*)$', ln)
@@ -317,7 +329,7 @@ def _run_test(name, tdir, args, work):
                                                                 ' '.join(sorted(set(unsup)))))
         if rc != 0 and ('training mode is not supported' in err or "'training_mode' = 1" in err):
             return Result(name, SKIP, 'training mode (potc compiles inference)')
-        if rc != 0 and 'potc needs static shapes' in err:
+        if rc != 0 and re.search(r"input '[^']+' is not a constant", err):
             # A shape computed from run-time values: outside what an AOT
             # compiler with static memory plans can do, by design.
             return Result(name, SKIP, 'data-dependent output shape')
