@@ -12,8 +12,10 @@
 #
 # Environment: BENCH_N (default 2000 iterations), BENCH_MIN_SEC (1: more
 # iterations when N would take less), BENCH_MAX_SEC (30: fewer when N would
-# take more), POTC_BUILD (default build-bench), CC (cc), PYTHON
-# (/usr/bin/python3, needs numpy; onnx for --resnet*), POTC_ORT_DIR.
+# take more), BENCH_PORTABLE (1: also time the generated C built with
+# -O3 -mavx2 -mfma and with plain -O3; 0: skip), POTC_BUILD (default
+# build-bench), CC (cc), PYTHON (/usr/bin/python3, needs numpy; onnx for
+# --resnet*), POTC_ORT_DIR.
 # The tables go to stdout and to bench/results/latest.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,13 +26,19 @@ N=${BENCH_N:-2000}
 MIN_SEC=${BENCH_MIN_SEC:-1}
 MAX_SEC=${BENCH_MAX_SEC:-30}
 CFLAGS_GEN="-O3 -march=native"
+# the portable builds of the generated C: AVX2 + FMA (x86-64 since about
+# 2013), and the x86-64 baseline (SSE2), which is what a generic -O3 build
+# gets; onnxruntime picks its kernels at run time either way
+CFLAGS_AVX2="-O3 -mavx2 -mfma"
+CFLAGS_BASE="-O3"
+PORTABLE=${BENCH_PORTABLE:-1}
 keep=0 resnet=1 resnet_run=0
 for a in "$@"; do
 	case $a in
 	--keep) keep=1 ;;
 	--no-resnet) resnet=0 ;;
 	--resnet-run) resnet_run=1 ;;
-	-h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $a" >&2; exit 2 ;;
 	esac
 done
@@ -108,6 +116,17 @@ ort_us() { # MODEL IN ITERS -> median us
 		awk '/^median_us/ { print $2 }' | grep . || { cat "$tmp/ort.err" >&2; echo n/a; }
 }
 
+# median us of the program PROG on IN (iterations from a 20-run estimate)
+time_prog() { # PROG IN -> "median_us iterations"
+	local est n t
+	est=$("$1" "$2" -o "$(dirname "$1")/tmp.npy" --time 20 2>&1 >/dev/null | awk '/median_us/ { print $2 }')
+	n=$(iters_for "${est:-0}")
+	t=$("$1" "$2" -o "$(dirname "$1")/tmp.npy" --time "$n" 2>&1 >/dev/null | awk '/median_us/ { print $2 }')
+	echo "${t:-n/a} $n"
+}
+# can this CPU run code built with -mavx2 -mfma?
+have_avx2() { grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null; }
+
 # ---- model inputs: the first sample of ref_input.npy, else random data of
 # the model's input shape (symbolic dims -> 1)
 make_input() { # MODEL OUT.npy
@@ -171,7 +190,37 @@ echo
 echo "| model | MACs | potc C median us | MACs/s | % of peak | arena bytes | weight bytes | onnxruntime median us | potc/ort speed ratio |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 } | tee "$out"
-notes=()
+notes=() portable=()
+# A row of the portable table: the same model.c built with the AVX2 and
+# the baseline flags (n/a when it does not build or this CPU cannot run
+# it), each output checked against the -march=native build's.
+portable_row() { # NAME DIR NATIVE_US ORT_US; appends to portable and notes
+	local name=$1 d=$2 nat=$3 ort=$4 row="| $1 | $3" us=() f i t n diff
+	for i in 0 1; do
+		f=$CFLAGS_AVX2
+		[ "$i" = 1 ] && f=$CFLAGS_BASE
+		t=n/a
+		if [ -f "$d/model.c" ] && { [ "$i" = 1 ] || have_avx2; } &&
+			$CC $f "$d/model.c" "$d/main.c" -o "$d/prog$i" -lm 2>"$d/cc$i.err" &&
+			"$d/prog$i" "$d/in.npy" -o "$d/out$i.npy" 2>/dev/null; then
+			diff=n/a
+			[ -f "$d/potc_out.npy" ] && diff=$(maxdiff "$d/out$i.npy" "$d/potc_out.npy")
+			read -r t n < <(time_prog "$d/prog$i" "$d/in.npy")
+			notes+=("$name \`$f\`: iterations $n; max |this - the native build| on the output $diff")
+		fi
+		us+=("$t")
+		row="$row | $t"
+	done
+	row="$row | $ort"
+	for t in "$nat" "${us[@]}"; do
+		if [ "$t" != n/a ] && [ "$ort" != n/a ]; then
+			row="$row | $(calc "printf \"%.2f\", $ort / $t")"
+		else
+			row="$row | n/a"
+		fi
+	done
+	portable+=("$row |")
+}
 for m in "${models[@]}"; do
 	name=$(basename "$(dirname "$m")")
 	[ "$m" = "$resnet_model" ] && name=resnet18
@@ -186,11 +235,7 @@ for m in "${models[@]}"; do
 		arena=$(awk '/#define [A-Za-z0-9_]*_ARENA_BYTES/ { print $3 + 0 }' "$d/model.h")
 		wbytes=$(awk '/#define [A-Za-z0-9_]*_WEIGHT_BYTES/ { print $3 + 0 }' "$d/model.h")
 		"$d/prog" "$d/in.npy" -o "$d/potc_out.npy" 2>/dev/null || log "$name: generated program failed"
-		est=$("$d/prog" "$d/in.npy" -o "$d/tmp.npy" --time 20 2>&1 >/dev/null | awk '/median_us/ { print $2 }')
-		np=$(iters_for "${est:-0}")
-		potc_us=$("$d/prog" "$d/in.npy" -o "$d/tmp.npy" --time "$np" 2>&1 >/dev/null |
-			awk '/median_us/ { print $2 }')
-		potc_us=${potc_us:-n/a}
+		read -r potc_us np < <(time_prog "$d/prog" "$d/in.npy")
 	else
 		log "$name: potc or cc failed: $(head -c 300 "$d/potc.err" "$d/cc.err" 2>/dev/null | tr '\n' ' ')"
 	fi
@@ -214,11 +259,24 @@ for m in "${models[@]}"; do
 	diff=n/a
 	[ -f "$d/potc_out.npy" ] && [ -f "$d/ort_out.npy" ] && diff=$(maxdiff "$d/potc_out.npy" "$d/ort_out.npy")
 	notes+=("$name: iterations potc $np, ort $no; max |potc - ort| on the output $diff")
+	if [ "$PORTABLE" = 1 ]; then portable_row "$name" "$d" "$potc_us" "$ort"; fi
 done
 {
 echo
 echo "potc/ort speed ratio = onnxruntime median / potc median (> 1: potc is faster)."
 echo "Other load: $busy0 of $(nproc) CPUs busy before the runs, $(busy_cpus) after; above ~0.3 other processes share the cores and the times are inflated."
+if [ "$PORTABLE" = 1 ]; then
+	echo
+	echo "### The same generated C built for other x86-64 targets"
+	echo
+	echo "\`-march=native\` is this CPU (with AVX-512 if it has it); \`$CFLAGS_AVX2\` runs on any x86-64 with AVX2 and FMA; \`$CFLAGS_BASE\` is the x86-64 baseline (SSE2). onnxruntime picks its kernels at run time, so its column is the same for all three."
+	echo
+	echo "| model | \`$CFLAGS_GEN\` us | \`$CFLAGS_AVX2\` us | \`$CFLAGS_BASE\` us | onnxruntime us | ratio native | ratio avx2 | ratio base |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+	for r in "${portable[@]}"; do echo "$r"; done
+	echo
+	echo "ratio = onnxruntime median / potc median (> 1: potc is faster)."
+fi
 for s in "${notes[@]}"; do echo "- $s"; done
 } | tee -a "$out"
 

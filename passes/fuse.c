@@ -75,9 +75,50 @@ static int absorber(const Graph *g, const Node *n)
 	return X->producer;
 }
 
+/* Is tensor t the output of a HardSigmoid(x; 1/6, 1/2) read only by the
+ * Mul being looked at?  Then x, else -1. */
+static int hsig_of_x(const Graph *g, int t)
+{
+	const Tensor *T = &g->tensor[t];
+	int c;
+	if (T->kind != TK_VALUE || T->is_output || T->dtype != DT_F32 || T->producer < 0)
+		return -1;
+	const Node *h = &g->node[T->producer];
+	if (h->dead || h->op != OP_HARDSIGMOID || h->act.kind != ACT_NONE || h->nin < 1 || h->in[0] < 0)
+		return -1;
+	if (fabsf(h->a.ab.alpha - 1.0f / 6) > 1e-6f || h->a.ab.beta != 0.5f)
+		return -1;
+	if (g->tensor[h->in[0]].dtype != DT_F32 || ir_consumers(g, t, &c, 1) != 1)
+		return -1;
+	return h->in[0];
+}
+
+/* Mul(x, HardSigmoid(x)) or Mul(HardSigmoid(x), x) -> HardSwish(x). */
+static void hswish_patterns(Graph *g)
+{
+	for (int i = 0; i < g->nnode; i++) {
+		Node *m = &g->node[i];
+		if (m->dead || m->op != OP_MUL || m->nin != 2 || m->act.kind != ACT_NONE || m->in[0] < 0 ||
+		    m->in[1] < 0)
+			continue;
+		for (int j = 0; j < 2; j++) {
+			int h = m->in[j], x = m->in[1 - j];
+			if (hsig_of_x(g, h) != x)
+				continue;
+			g->node[g->tensor[h].producer].dead = 1;
+			m->op = OP_HARDSWISH;
+			m->nin = 1;
+			m->in[0] = x;
+			m->a = (Attr){0};
+			break;
+		}
+	}
+}
+
 int pass_fuse(Graph *g, Diag *d)
 {
 	(void)d;
+	hswish_patterns(g);
 	for (int i = 0; i < g->nnode; i++) {
 		Node *n = &g->node[i];
 		if (n->dead)

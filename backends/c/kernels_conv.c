@@ -4,10 +4,13 @@
  * contiguous lanes, accumulated over k and stored once with the bias and
  * activation:
  *
- *     for k:  v_p = x(p, k);  for j < vb: a_p[j] += v_p * vec(k)[j];
+ *     for k:  v_p = x(p, k);  a_p[0..vb) += v_p * vec(k)[0..vb);
  *
- * The j loop is what gcc and clang vectorise; the np x vb accumulators
- * (8 x 16 floats) stay in registers.  Two orientations:
+ * The np x vb accumulators stay in registers: as GNU C vector variables
+ * of the target's width, or as float arrays whose j loops the compiler
+ * vectorises (the fallback).  Each kernel is printed once per target
+ * under #if, with tiles that fit its registers (see targets[]).  Two
+ * orientations:
  *   - channels in the vector (Gemm/MatMul columns, Conv output channels
  *     with weights re-laid out to [group][k][m]): any stride, good when
  *     the dot products are long; a Conv then stores its tile transposed;
@@ -19,57 +22,249 @@
  *
  * Loop shapes matter more than they should: gcc fully unrolls loops of at
  * most 16 iterations with few statements before vectorising, then fails to
- * vectorise the copies; so vector loops here carry several statements, or
- * 64 lanes, or full-length chunks (see chunks()).
+ * vectorise the copies; so the fallback's vector loops carry several
+ * statements, or 64 lanes, or full-length chunks (see chunks()).
  *
  * Every output is a sum from 0 in eval_nn.c's order (input channel, then
- * kernel depth, row, column; or k ascending), then the bias: bit-identical
- * to the reference unless the C compiler contracts into FMAs. */
+ * kernel depth, row, column; or k ascending), then the bias, then the
+ * activation with ec_act's operations: bit-identical to the reference
+ * unless the C compiler contracts into FMAs (gcc does by default in GNU
+ * mode, not with -std=c99; clang does with -mfma unless -ffp-contract=off).
+ * Vector lanes keep each output's own order, so this holds for every
+ * target's variant. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "emit_impl.h"
 
-enum {
-	TILE_NP = 8,       /* broadcast rows per tile */
-	TILE_VB = 16,      /* vector lanes per tile */
-	TILE_VB_WIDE = 64  /* lanes when there are few rows: gcc fully unrolls short
-	                      loops of few statements and then fails to vectorise */
+/* Register budgets.  A tile must fit the register file: one that does
+ * not is spilled to the stack by the C compiler and runs at a fraction of
+ * the speed (8 x 16 floats of accumulators fit AVX-512's 32 registers;
+ * AVX2's 16 ymm registers hold 16 x 8 floats, none left for the operands).
+ * So each tiled kernel is printed once per row of targets[], under its
+ * preprocessor condition, and the C compiler keeps the one for the target
+ * it builds for.  Where GNU C vector types exist, a tile's accumulators are
+ * vector variables of the target's width (the tile is exactly the set of
+ * registers, whatever the vectoriser thinks); the fallback for any other
+ * compiler or target (Cortex-M, MSVC) is plain float arrays and loops. */
+typedef struct {
+	const char *cond;  /* #if condition; NULL: the fallback (#else) */
+	int lanes;         /* floats per vector variable; 0: float arrays */
+	int acc;           /* accumulator vectors per tile */
+	int np;            /* at most this many broadcast rows per tile */
+	int pacc, pnp;     /* the same for Conv with pixels in the vector */
+	int dwmask;        /* same-width stride-1 depthwise: column masks (dw_mask), else phase planes */
+} Target;
+
+/* Float arrays: gcc fully unrolls loops of at most 16 iterations with few
+ * statements before vectorising, then fails to vectorise them; so the
+ * fallback's vector loops carry several statements, or 64 lanes. */
+enum { FB_NP = 8, FB_VB = 16, FB_VB_WIDE = 64 };
+
+/* Shapes measured on the Fashion-MNIST samples (Zen 5; -O3 with
+ * -march=native, -mavx2 -mfma, and plain SSE2), each the best or within a
+ * few % of it.  Without FMA (SSE2) a multiply-add needs a temporary, and
+ * fewer accumulators spill less; there the 14% of junk columns of phase
+ * planes cost less than the column masks (20% faster), with AVX2 and
+ * AVX-512 it is the other way round (5-25%). */
+static const Target targets[] = {
+	{"defined(__GNUC__) && defined(__AVX512F__)", 16, 16, 8, 16, 8, 1},
+	{"defined(__GNUC__) && defined(__AVX__)", 8, 12, 3, 12, 6, 1},
+	{"defined(__GNUC__) && (defined(__SSE2__) || defined(__ARM_NEON))", 4, 8, 2, 12, 6, 0},
+	{NULL, 0, 0, FB_NP, 0, FB_NP, 1},
 };
 
-/* ---- tiles ---- */
+/* One tile: np broadcast rows times vb lanes, as vector variables of
+ * `lanes` floats (when lanes divides vb) or float arrays. */
+typedef struct {
+	int np;
+	int64_t vb;
+	int lanes;
+} Tile;
 
-/* float a0[vb], ..., a{np-1}[vb], all zero. */
-static void tile_open(Ctx *c, int np, int64_t vb)
+static Tile tile_of(const Target *t, int64_t np, int64_t vb)
+{
+	Tile r = {(int)np, vb, t->lanes && vb % t->lanes == 0 ? t->lanes : 0};
+	return r;
+}
+
+/* Accumulators a<p>_<q> (vectors) or a<p>[vb] (arrays), all zero. */
+static void tile_open(Ctx *c, const Tile *t)
 {
 	Str s = {0}, z = {0};
-	for (int p = 0; p < np; p++) {
-		str_printf(&s, "%sa%d[%lld]", p ? ", " : "float ", p, (long long)vb);
+	if (t->lanes) {
+		ec_line(&c->c, "typedef float vf __attribute__((vector_size(%d)));", t->lanes * 4);
+		for (int p = 0; p < t->np; p++)
+			for (int64_t q = 0; q < t->vb / t->lanes; q++)
+				str_printf(&s, "%sa%d_%lld = {0}", p || q ? ", " : "vf ", p, (long long)q);
+		ec_line(&c->c, "%s;", s.s);
+		str_free(&s);
+		return;
+	}
+	for (int p = 0; p < t->np; p++) {
+		str_printf(&s, "%sa%d[%lld]", p ? ", " : "float ", p, (long long)t->vb);
 		str_printf(&z, "a%d[j] = ", p);
 	}
 	ec_line(&c->c, "%s;", s.s);
-	ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)vb);
+	ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)t->vb);
 	ec_line(&c->c, "\t%s0.0f;", z.s);
 	str_free(&s);
 	str_free(&z);
 }
 
-/* a_p[j] += v_p * vec: the vectorised loop; vec reads element j, e.g.
- * "w[j]" or "xk[j * 2]". */
-static void tile_fma(Ctx *c, int np, int64_t vb, const char *vec)
+/* Vector q of the tile's lanes from base (element j at base[j * st]). */
+static void tile_vload(Ctx *c, const Tile *t, int64_t q, const char *base, int64_t st)
 {
-	ec_line(&c->c, "for (long j = 0; j < %lld; j++) {", (long long)vb);
-	for (int p = 0; p < np; p++)
-		ec_line(&c->c, "a%d[j] += v%d * %s;", p, p, vec);
+	int64_t o = q * t->lanes * st;
+	if (st == 1) {
+		ec_line(&c->c, "vf u%lld;", (long long)q);
+		ec_line(&c->c, "memcpy(&u%lld, %s + %lld, sizeof u%lld);", (long long)q, base, (long long)o, (long long)q);
+		return;
+	}
+	Str s = {0};
+	for (int j = 0; j < t->lanes; j++)
+		str_printf(&s, "%s%s[%lld]", j ? ", " : "", base, (long long)(o + j * st));
+	ec_line(&c->c, "const vf u%lld = {%s};", (long long)q, s.s);
+	str_free(&s);
+}
+
+/* a_p += v_p * vec, vec element j being base[j * st]. */
+static void tile_fma(Ctx *c, const Tile *t, const char *base, int64_t st)
+{
+	if (t->lanes) {
+		int64_t nv = t->vb / t->lanes;
+		for (int64_t q = 0; q < nv; q++)
+			tile_vload(c, t, q, base, st);
+		for (int p = 0; p < t->np; p++)
+			for (int64_t q = 0; q < nv; q++)
+				ec_line(&c->c, "a%d_%lld += v%d * u%lld;", p, (long long)q, p, (long long)q);
+		return;
+	}
+	ec_line(&c->c, "for (long j = 0; j < %lld; j++) {", (long long)t->vb);
+	for (int p = 0; p < t->np; p++) {
+		if (st == 1)
+			ec_line(&c->c, "a%d[j] += v%d * %s[j];", p, p, base);
+		else
+			ec_line(&c->c, "a%d[j] += v%d * %s[j * %lld];", p, p, base, (long long)st);
+	}
 	ec_line(&c->c, "}");
 }
 
-/* "w[j]" or "w[j * 64]". */
-static const char *vec_ref(Ctx *c, const char *base, int64_t st)
+/* Vector accumulators into arrays a<p>[vb] for the stores (no code when
+ * the tile was arrays already). */
+static void tile_close(Ctx *c, const Tile *t)
 {
-	if (st == 1)
-		return arena_printf(c->g->arena, "%s[j]", base);
-	return arena_printf(c->g->arena, "%s[j * %lld]", base, (long long)st);
+	if (!t->lanes)
+		return;
+	for (int p = 0; p < t->np; p++) {
+		ec_line(&c->c, "float a%d[%lld];", p, (long long)t->vb);
+		for (int64_t q = 0; q < t->vb / t->lanes; q++)
+			ec_line(&c->c, "memcpy(a%d + %lld, &a%d_%lld, sizeof a%d_%lld);", p, (long long)(q * t->lanes), p,
+			        (long long)q, p, (long long)q);
+	}
+}
+
+/* ---- vector epilogues ----
+ * Bias and activation on the accumulator vectors, then vector stores.
+ * Selects are comparison masks (GNU C has no ?: on vectors in C), the
+ * arithmetic is ec_act's, operation for operation, so the values are the
+ * scalar epilogue's.  Needed because gcc vectorises the scalar form of
+ * HardSwish only with AVX-512 masks: elsewhere `x * clamp(x / 6 + 0.5)`
+ * stays scalar with branches, which costs more than the tile's FMAs. */
+
+/* Can the node's activation be done on vectors?  (Sigmoid needs expf.) */
+static int vec_act_ok(const Ctx *c)
+{
+	return c->n->act.kind != ACT_SIGMOID;
+}
+
+/* (vf){v, v, ...}: a constant vector. */
+static const char *vsplat(Ctx *c, int lanes, float f)
+{
+	char lit[32];
+	Str s = {0};
+	emit_c_fmt_f32(lit, f);
+	for (int j = 0; j < lanes; j++)
+		str_printf(&s, "%s%s", j ? ", " : "", lit);
+	const char *r = arena_printf(c->g->arena, "(vf){%s}", s.s);
+	str_free(&s);
+	return r;
+}
+
+/* z = t clamped to [0, 1], as ec_act's `t < 0 ? 0 : t > 1 ? 1 : t`. */
+static void vec_clamp01(Ctx *c, int lanes, const char *z, const char *t)
+{
+	ec_line(&c->c, "const vi m0 = %s < 0.0f, m1 = %s > 1.0f;", t, t);
+	ec_line(&c->c, "%s = (vf)(((vi)%s & ~(m0 | m1)) | ((vi)%s & m1));", z, t, vsplat(c, lanes, 1.0f));
+}
+
+/* z = ACT(z) for the vector variable z. */
+static void vec_act(Ctx *c, int lanes, const char *z)
+{
+	const Act *a = &c->n->act;
+	char A[32], B[32];
+	emit_c_fmt_f32(A, a->a);
+	emit_c_fmt_f32(B, a->b);
+	switch (a->kind) {
+	case ACT_RELU:
+		ec_line(&c->c, "%s = (vf)((vi)%s & ~(%s < 0.0f));", z, z, z);
+		break;
+	case ACT_CLIP:
+		if (a->a != -INFINITY)
+			ec_line(&c->c, "%s = (vf)(((vi)%s & (%s < %s)) | ((vi)%s & ~(%s < %s)));", z, vsplat(c, lanes, a->a),
+			        z, A, z, z, A);
+		if (a->b != INFINITY)
+			ec_line(&c->c, "%s = (vf)(((vi)%s & (%s > %s)) | ((vi)%s & ~(%s > %s)));", z, vsplat(c, lanes, a->b),
+			        z, B, z, z, B);
+		break;
+	case ACT_LEAKY:
+		ec_line(&c->c, "%s = (vf)(((vi)(%s * %s) & (%s < 0.0f)) | ((vi)%s & ~(%s < 0.0f)));", z, A, z, z, z, z);
+		break;
+	case ACT_HSIGMOID:
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "const vf t = %s * %s + %s;", A, z, B);
+		vec_clamp01(c, lanes, z, "t");
+		ec_line(&c->c, "}");
+		break;
+	case ACT_HSWISH:
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "const vf t = %s / 6.0f + 0.5f;", z);
+		ec_line(&c->c, "vf s;");
+		vec_clamp01(c, lanes, "s", "t");
+		ec_line(&c->c, "%s = %s * s;", z, z);
+		ec_line(&c->c, "}");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Opens the epilogue's block, with the mask type when the activation
+ * needs it. */
+static void vec_open(Ctx *c, const Tile *t)
+{
+	ec_line(&c->c, "{");
+	if (c->n->act.kind != ACT_NONE)
+		ec_line(&c->c, "typedef int vi __attribute__((vector_size(%d)));", t->lanes * 4);
+}
+
+/* "a<p>_<q>" or "a<p>_<q> + bias". */
+static const char *vec_acc(Ctx *c, int p, int64_t q, const char *bias)
+{
+	if (bias)
+		return arena_printf(c->g->arena, "a%d_%lld + %s", p, (long long)q, bias);
+	return arena_printf(c->g->arena, "a%d_%lld", p, (long long)q);
+}
+
+/* { vf z = init; z = ACT(z); memcpy(dst, &z, ...); } */
+static void vec_finish(Ctx *c, const Tile *t, const char *init, const char *dst)
+{
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "vf z = %s;", init);
+	vec_act(c, t->lanes, "z");
+	ec_line(&c->c, "memcpy(%s, &z, sizeof z);", dst);
+	ec_line(&c->c, "}");
 }
 
 /* const float v0 = base[0], v1 = base[st], ...; */
@@ -82,36 +277,116 @@ static void tile_loads(Ctx *c, int np, const char *base, int64_t st)
 	str_free(&s);
 }
 
-/* Tile sizes for nrows broadcast rows and nv vector outputs. */
-static void tile_shape(int64_t nrows, int64_t nv, int *np, int64_t *vb)
+/* Rows per tile: at most max, and as even as the chunks can be (14 rows
+ * at most 6 a tile are 5 + 5 + 4, not 6 + 6 + 2: a tile of 2 rows has
+ * too few accumulators to hide the FMA latency). */
+static int even_rows(int64_t nrows, int max)
 {
-	*np = nrows < TILE_NP ? (int)nrows : TILE_NP;
-	*vb = *np >= 4 ? TILE_VB : TILE_VB_WIDE;
-	if (*vb > nv)
-		*vb = nv;
+	if (nrows <= max)
+		return (int)(nrows > 0 ? nrows : 1);
+	int64_t n = (nrows + max - 1) / max;
+	return (int)((nrows + n - 1) / n);
 }
 
-/* var over [0, total) in chunks of step, each printed by fn(size).  With
- * overlap, a partial last chunk of a vector dim is shifted back to end at
- * total (when total >= step): its first outputs are computed twice,
- * identically, but the vector loop keeps its full literal length instead
- * of a short one that compilers turn into masked or scalar code.  Broadcast
- * dims keep a short last chunk (it just has fewer rows). */
+/* Tile shape for nrows broadcast rows and nv vector outputs, given at
+ * most maxnp rows and acc accumulator vectors: as many rows as allowed
+ * (split evenly), then as many vectors as the accumulators left allow.
+ * (A cost model of FMAs, loads and latency picked shapes with fewer rows
+ * and more vectors that measured 20-50% slower.) */
+static void tile_shape(const Target *t, int maxnp, int acc, int64_t nrows, int64_t nv, int *np, int64_t *vb)
+{
+	*np = even_rows(nrows, maxnp);
+	if (!t->lanes) {
+		*vb = *np >= 4 ? FB_VB : FB_VB_WIDE;
+		if (*vb > nv)
+			*vb = nv;
+		return;
+	}
+	int64_t nvec = acc / *np > 0 ? acc / *np : 1;
+	if (nvec > nv / t->lanes)
+		nvec = nv / t->lanes;
+	*vb = nvec > 0 ? nvec * t->lanes : nv;   /* fewer than lanes outputs: arrays */
+}
+
+/* The tile shape of the dot-product kernels (Gemm, MatMul, Conv with
+ * channels in the vector). */
+static void mm_shape(const Target *t, int64_t nrows, int64_t nv, int *np, int64_t *vb)
+{
+	tile_shape(t, t->np, t->acc, nrows, nv, np, vb);
+}
+
+/* Print the node's function once per target, each under its #if / #elif
+ * / #else: pre(c, arg, target) (NULL: nothing) prints what goes above it
+ * (helpers, tables), body(c, arg, target) its body. */
+typedef void (*BodyFn)(Ctx *, void *arg, const Target *);
+
+static void per_target_pre(Ctx *c, int64_t scratch, BodyFn pre, BodyFn body, void *arg)
+{
+	int n = (int)(sizeof targets / sizeof targets[0]);
+	for (int i = 0; i < n; i++) {
+		if (targets[i].cond)
+			ec_line(&c->c, "#%s %s", i ? "elif" : "if", targets[i].cond);
+		else
+			ec_line(&c->c, "#else");
+		if (pre)
+			pre(c, arg, &targets[i]);
+		ec_begin(c, scratch);
+		body(c, arg, &targets[i]);
+		ec_end(c);
+	}
+	ec_line(&c->c, "#endif");
+	ec_line(&c->c, "");
+}
+
+static void per_target(Ctx *c, int64_t scratch, BodyFn body, void *arg)
+{
+	per_target_pre(c, scratch, NULL, body, arg);
+}
+
+/* var over [from, to) in steps of step, each printed by fn(step): a loop,
+ * or a block when there is one step. */
 typedef void (*ChunkFn)(Ctx *, const void *arg, int64_t size);
 
+static void steps(Ctx *c, const char *var, int64_t from, int64_t to, int64_t step, ChunkFn fn, const void *arg)
+{
+	if (from >= to)
+		return;
+	if (to - from == step) {
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "const long %s = %lld;", var, (long long)from);
+	} else {
+		ec_line(&c->c, "for (long %s = %lld; %s < %lld; %s += %lld) {", var, (long long)from, var, (long long)to,
+		        var, (long long)step);
+	}
+	fn(c, arg, step);
+	ec_line(&c->c, "}");
+}
+
+/* var over [0, total) in chunks of at most step, each printed by
+ * fn(size).  With overlap (vector dims), a partial last chunk is shifted
+ * back to end at total (when total >= step): its first outputs are
+ * computed twice, identically, but the vector loop keeps its full length
+ * instead of a short one that compilers turn into masked or scalar code.
+ * Broadcast dims are split as evenly as chunks of one size and of one less
+ * allow (14 rows by at most 6: 5 + 5 + 4), so no tile is left with too few
+ * rows to hide the FMA latency. */
 static void chunks(Ctx *c, const char *var, int64_t total, int64_t step, int overlap, ChunkFn fn,
                    const void *arg)
 {
-	int64_t full = total / step * step;
-	if (full) {
-		ec_line(&c->c, "for (long %s = 0; %s < %lld; %s += %lld) {", var, var, (long long)full, var,
-		        (long long)step);
-		fn(c, arg, step);
-		ec_line(&c->c, "}");
+	if (total <= 0)
+		return;
+	if (!overlap) {
+		int64_t n = (total + step - 1) / step, big = (total + n - 1) / n, nbig = total - n * (big - 1);
+		steps(c, var, 0, nbig * big, big, fn, arg);
+		steps(c, var, nbig * big, total, big - 1, fn, arg);
+		return;
 	}
+	int64_t full = total / step * step;
+	if (full)
+		steps(c, var, 0, full, step, fn, arg);
 	if (full < total) {
+		int back = total >= step;
 		ec_line(&c->c, "{");
-		int back = overlap && total >= step;
 		ec_line(&c->c, "const long %s = %lld;", var, (long long)(back ? total - step : full));
 		fn(c, arg, back ? step : total - full);
 		ec_line(&c->c, "}");
@@ -137,6 +412,7 @@ typedef struct {
 	int64_t pin[3], pst[3];  /* dims and strides of the (padded) input plane */
 	int64_t plane;           /* elements of one (padded) input channel */
 	Geom G;
+	const Target *tg;        /* the target being printed for */
 } Conv;
 
 static void conv_pad_dims(Conv *v)
@@ -206,26 +482,55 @@ static int conv_kloops(Ctx *c, const Conv *v, const char *mb)
 	return open;
 }
 
+/* Bias and activation on a channels-in-the-vector tile, into arrays
+ * a<p>[vb] that the caller stores transposed. */
+static void conv_vec_finish(Ctx *c, const Conv *v, const Tile *t, const char *mb)
+{
+	int64_t nv = t->vb / t->lanes;
+	for (int p = 0; p < t->np; p++)
+		ec_line(&c->c, "float a%d[%lld];", p, (long long)t->vb);
+	vec_open(c, t);
+	for (int64_t q = 0; q < nv && v->b; q++) {
+		ec_line(&c->c, "vf b%lld;", (long long)q);
+		ec_line(&c->c, "memcpy(&b%lld, bg + %s + %lld, sizeof b%lld);", (long long)q, mb, (long long)(q * t->lanes),
+		        (long long)q);
+	}
+	for (int p = 0; p < t->np; p++)
+		for (int64_t q = 0; q < nv; q++)
+			vec_finish(c, t, vec_acc(c, p, q, v->b ? arena_printf(c->g->arena, "b%lld", (long long)q) : NULL),
+			           arena_printf(c->g->arena, "a%d + %lld", p, (long long)(q * t->lanes)));
+	ec_line(&c->c, "}");
+}
+
 /* One tile: np pixels from ox, vb output channels from mb. */
 static void conv_tile(Ctx *c, const Conv *v, int np, int64_t vb, const char *mb, const char *rowo)
 {
 	const Geom *G = &v->G;
+	Tile t = tile_of(v->tg, np, vb);
 	ec_line(&c->c, "{");
-	tile_open(c, np, vb);
+	tile_open(c, &t);
 	int open = conv_kloops(c, v, mb);
 	tile_loads(c, np, "xk", G->s[2]);
-	tile_fma(c, np, vb, vec_ref(c, "w", v->wconst ? 1 : v->K));
+	tile_fma(c, &t, "w", v->wconst ? 1 : v->K);
 	ec_line(&c->c, "}");
 	c->c.depth -= open;
+	int vec = t.lanes && vec_act_ok(c);
+	if (vec)
+		conv_vec_finish(c, v, &t, mb);
+	else
+		tile_close(c, &t);
 	ec_line(&c->c, "for (long j = 0; j < %lld; j++) {", (long long)vb);
 	ec_line(&c->c, "float *const yj = yg + (%s + j) * %lld + %s;", mb, (long long)G->outsz, rowo);
-	if (v->b)
+	if (v->b && !vec)
 		ec_line(&c->c, "const float bj = bg[%s + j];", mb);
 	for (int p = 0; p < np; p++) {
 		char dst[32], e[32];
 		snprintf(dst, sizeof dst, "yj[%d]", p);
-		snprintf(e, sizeof e, v->b ? "a%d[j] + bj" : "a%d[j]", p);
-		ec_store(c, dst, e);
+		snprintf(e, sizeof e, v->b && !vec ? "a%d[j] + bj" : "a%d[j]", p);
+		if (vec)
+			ec_line(&c->c, "%s = %s;", dst, e);
+		else
+			ec_store(c, dst, e);
 	}
 	ec_line(&c->c, "}");
 	ec_line(&c->c, "}");
@@ -251,7 +556,7 @@ static void conv_rows(Ctx *c, const void *arg, int64_t vb)
 	const Geom *G = &v->G;
 	int np;
 	int64_t unused;
-	tile_shape(G->out[2], v->Mg, &np, &unused);
+	mm_shape(v->tg, G->out[2], v->Mg, &np, &unused);
 	const char *oz = G->out[0] > 1 ? "oz" : "", *oy = G->out[1] > 1 ? "oy" : "";
 	if (*oz)
 		ec_line(&c->c, "for (long oz = 0; oz < %lld; oz++)", (long long)G->out[0]);
@@ -273,7 +578,7 @@ static void conv_group(Ctx *c, const Conv *v, const char *nv, const char *gv)
 {
 	int np;
 	int64_t vb;
-	tile_shape(v->G.out[2], v->Mg, &np, &vb);
+	mm_shape(v->tg, v->G.out[2], v->Mg, &np, &vb);
 	const char *src = v->padded ? "s" : v->x;
 	int64_t ximg = v->padded ? 0 : v->C * v->plane;
 	ec_line(&c->c, "const float *const xg = %s;", plus(c, src, ec_aff(c, 0, nv, ximg, gv, v->Cg * v->plane, NULL)));
@@ -290,24 +595,36 @@ static void conv_group(Ctx *c, const Conv *v, const char *nv, const char *gv)
 
 /* ---- Conv, pixel-vectorised ----
  * The other orientation, for long contiguous pixel runs (pointwise convs,
- * wide stride-1 rows): vector over TILE_VB pixels of one row, broadcast
+ * wide stride-1 rows): vector over a chunk of pixels of one row, broadcast
  * the weights of np output channels.  Stores are then contiguous too. */
 static void px_tile(Ctx *c, const Conv *v, int np, int64_t vb, const char *rowo)
 {
+	Tile t = tile_of(v->tg, np, vb);
 	ec_line(&c->c, "{");
-	tile_open(c, np, vb);
+	tile_open(c, &t);
 	int open = conv_kloops(c, v, "m0");
 	tile_loads(c, np, "w", v->wconst ? 1 : v->K);
-	tile_fma(c, np, vb, vec_ref(c, "xk", v->G.s[2]));
+	tile_fma(c, &t, "xk", v->G.s[2]);
 	ec_line(&c->c, "}");
 	c->c.depth -= open;
-	/* one store loop for all rows: gcc fully unrolls a short loop of one
-	 * statement into scalar code, but vectorises this one */
 	for (int p = 0; p < np; p++) {
 		ec_line(&c->c, "float *const y%dp = yg + (m0 + %d) * %lld + %s;", p, p, (long long)v->G.outsz, rowo);
 		if (v->b)
 			ec_line(&c->c, "const float b%dp = bg[m0 + %d];", p, p);
 	}
+	if (t.lanes && vec_act_ok(c)) {
+		vec_open(c, &t);
+		for (int p = 0; p < np; p++)
+			for (int64_t q = 0; q < vb / t.lanes; q++)
+				vec_finish(c, &t, vec_acc(c, p, q, v->b ? arena_printf(c->g->arena, "b%dp", p) : NULL),
+				           arena_printf(c->g->arena, "y%dp + %lld", p, (long long)(q * t.lanes)));
+		ec_line(&c->c, "}");
+		ec_line(&c->c, "}");
+		return;
+	}
+	tile_close(c, &t);
+	/* one store loop for all rows: gcc fully unrolls a short loop of one
+	 * statement into scalar code, but vectorises this one */
 	ec_line(&c->c, "for (long j = 0; j < %lld; j++) {", (long long)vb);
 	for (int p = 0; p < np; p++)
 		ec_store(c, arena_printf(c->g->arena, "y%dp[j]", p),
@@ -323,11 +640,23 @@ static void px_chunk(Ctx *c, const void *arg, int64_t vb)
 	px_tile(c, r->v, (int)r->vb, vb, r->rowo);
 }
 
-/* The output rows of np channels from m0: pixel chunks of TILE_VB. */
+/* Pixels-in-the-vector tile: np channels by vb pixels of a row. */
+static void px_shape(const Conv *v, int *np, int64_t *vb)
+{
+	const Target *t = v->tg;
+	tile_shape(t, t->pnp, t->pacc, v->Mg, v->G.out[2], np, vb);
+	if (!t->lanes)
+		*vb = FB_VB;
+}
+
+/* The output rows of np channels from m0: pixel chunks. */
 static void px_rows(Ctx *c, const void *arg, int64_t np)
 {
 	const Conv *v = arg;
 	const Geom *G = &v->G;
+	int unused;
+	int64_t vb;
+	px_shape(v, &unused, &vb);
 	const char *oz = G->out[0] > 1 ? "oz" : "", *oy = G->out[1] > 1 ? "oy" : "";
 	if (*oz)
 		ec_line(&c->c, "for (long oz = 0; oz < %lld; oz++)", (long long)G->out[0]);
@@ -337,26 +666,32 @@ static void px_rows(Ctx *c, const void *arg, int64_t np)
 	ec_line(&c->c, "const float *const xrow = xg + %s;",
 	        ec_aff(c, 0, oz, G->s[0] * v->pst[0], oy, G->s[1] * v->pst[1], NULL));
 	RowArg r = {v, np, ec_aff(c, 0, oz, G->ost[0], oy, G->ost[1], "ox", (int64_t)1, NULL)};
-	chunks(c, "ox", G->out[2], TILE_VB, 1, px_chunk, &r);
+	chunks(c, "ox", G->out[2], vb, 1, px_chunk, &r);
 	ec_line(&c->c, "}");
 }
 
 static void px_group(Ctx *c, const Conv *v)
 {
-	chunks(c, "m0", v->Mg, TILE_NP, 0, px_rows, v);
+	int np;
+	int64_t unused;
+	px_shape(v, &np, &unused);
+	chunks(c, "m0", v->Mg, np, 0, px_rows, v);
 }
 
 /* Pixels, not channels, go in the vector when a row's pixels are adjacent
- * in the input and fill whole vectors, or nearly (28 = 16 + an overlapped
- * 16), or when there are too few channels.  Short rows (14: one vector
- * with 2 lanes idle, and the tile's stores run along a row) keep channels:
+ * in the input and fill whole 16-pixel chunks, or nearly (28 = 16 + an
+ * overlapped 16), or when there are too few channels.  Short rows (14: 2
+ * lanes of 16 idle, and the tile's stores run along a row) keep channels:
  * measured on the Fashion-MNIST samples, either choice the other way
- * costs 20-80% on those layers. */
+ * costs 20-80% on those layers with 16-float arrays, and 5-60% with the
+ * AVX2 tiles; with SSE2's the two are within a few % on pointwise layers,
+ * but 14-wide rows still want channels.  So one rule for all targets. */
+enum { PX_RUN = 16, PX_MINCH = 8 };
+
 static int px_wins(const Conv *v)
 {
 	int64_t run = v->G.out[2];
-	return (v->G.s[2] == 1 && (run % TILE_VB == 0 || run > TILE_VB + TILE_VB / 2)) ||
-	       v->Mg < TILE_NP;
+	return (v->G.s[2] == 1 && (run % PX_RUN == 0 || run > PX_RUN + PX_RUN / 2)) || v->Mg < PX_MINCH;
 }
 
 /* Weights [M][Cg][taps] re-laid out to [group][k][Mg]: the vector loop
@@ -395,13 +730,10 @@ static void conv_flatten_pointwise(Conv *v)
 	conv_pad_dims(v);
 }
 
-static void conv_tiled(Ctx *c, Conv *v, const Tensor *w)
+static void conv_body(Ctx *c, void *arg, const Target *t)
 {
-	conv_flatten_pointwise(v);
-	v->wconst = w->kind == TK_CONST;
-	if (v->wconst)
-		v->w = conv_relayout(c, v, w);
-	ec_begin(c, v->padded ? v->C * v->plane * 4 : 0);
+	Conv *v = arg;
+	v->tg = t;
 	const char *nv = v->N > 1 ? "n" : "", *gv = v->grp > 1 ? "g" : "";
 	if (*nv)
 		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
@@ -415,7 +747,15 @@ static void conv_tiled(Ctx *c, Conv *v, const Tensor *w)
 	ec_line(&c->c, "}");
 	if (*nv)
 		ec_line(&c->c, "}");
-	ec_end(c);
+}
+
+static void conv_tiled(Ctx *c, Conv *v, const Tensor *w)
+{
+	conv_flatten_pointwise(v);
+	v->wconst = w->kind == TK_CONST;
+	if (v->wconst)
+		v->w = conv_relayout(c, v, w);
+	per_target(c, v->padded ? v->C * v->plane * 4 : 0, conv_body, v);
 }
 
 /* Depthwise, flat.  Output rows are short (7 or 14 pixels: less than one
@@ -429,33 +769,51 @@ static void conv_tiled(Ctx *c, Conv *v, const Tensor *w)
  * are zeroed once; only their interiors are rewritten, so pads stay 0. */
 enum { DW_CB = 8 };
 
-static void dw_flat(Ctx *c, Conv *v)
+typedef struct {
+	Conv *v;
+	int64_t wp, s, q, cb, plane;
+	const char *fn;
+} DwFlat;
+
+static DwFlat dw_flat_geom(Ctx *c, Conv *v)
 {
 	const Geom *G = &v->G;
-	int64_t wp = v->pin[2], s = G->s[2], q = G->out[1] * wp, cb = v->M < DW_CB ? v->M : DW_CB;
-	int64_t last = s * (q - 1) + (int64_t)(G->k[1] - 1) * G->d[1] * wp + (int64_t)(G->k[2] - 1) * G->d[2];
-	int64_t plane = last + 1 > v->plane ? last + 1 : v->plane;
-	plane = (plane + 15) / 16 * 16;
-	const char *fn = arena_printf(c->g->arena, "n%d_plane", c->id);
-	ec_line(&c->c, "static void %s(const float *restrict sp, const float *restrict w, float *restrict t)", fn);
+	DwFlat f = {v, v->pin[2], G->s[2], G->out[1] * v->pin[2], v->M < DW_CB ? v->M : DW_CB, 0,
+	            arena_printf(c->g->arena, "n%d_plane", c->id)};
+	int64_t last = f.s * (f.q - 1) + (int64_t)(G->k[1] - 1) * G->d[1] * f.wp + (int64_t)(G->k[2] - 1) * G->d[2];
+	f.plane = last + 1 > v->plane ? last + 1 : v->plane;
+	f.plane = (f.plane + 15) / 16 * 16;
+	return f;
+}
+
+static void dw_flat_fn(Ctx *c, const DwFlat *f)
+{
+	const Geom *G = &f->v->G;
+	ec_line(&c->c, "static void %s(const float *restrict sp, const float *restrict w, float *restrict t)", f->fn);
 	ec_line(&c->c, "{");
-	ec_line(&c->c, "for (long q = 0; q < %lld; q++) {", (long long)q);
+	ec_line(&c->c, "for (long q = 0; q < %lld; q++) {", (long long)f->q);
 	ec_line(&c->c, "float a = 0.0f;");
 	int64_t tap = 0;
 	for (int ky = 0; ky < G->k[1]; ky++)
 		for (int kx = 0; kx < G->k[2]; kx++, tap++)
 			ec_line(&c->c, "a += sp[%s] * w[%lld];",
-			        ec_aff(c, (int64_t)ky * G->d[1] * wp + (int64_t)kx * G->d[2], "q", s, NULL), (long long)tap);
+			        ec_aff(c, (int64_t)ky * G->d[1] * f->wp + (int64_t)kx * G->d[2], "q", f->s, NULL), (long long)tap);
 	ec_line(&c->c, "t[q] = a;");
 	ec_line(&c->c, "}");
 	ec_line(&c->c, "}");
 	ec_line(&c->c, "");
-	ec_begin(c, cb * (plane + q) * 4);
+}
+
+static void dw_flat_body(Ctx *c, const DwFlat *f)
+{
+	const Conv *v = f->v;
+	const Geom *G = &v->G;
+	int64_t wp = f->wp, q = f->q, cb = f->cb, plane = f->plane;
 	ec_line(&c->c, "float *const t = s + %lld;", (long long)(cb * plane));
 	ec_line(&c->c, "memset(s, 0, %lld);", (long long)(cb * plane * 4));
 	const char *nv = v->N > 1 ? "n" : "";
-	if (*nv)
-		ec_line(&c->c, "for (long n = 0; n < %lld; n++)", (long long)v->N);
+	if (*nv)   /* braced: it holds two channel-block loops */
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
 	int64_t full = v->M / cb * cb;
 	for (int blk = 0; blk < 2; blk++) {
 		int64_t from = blk ? full : 0, to = blk ? v->M : full, nb = blk ? v->M - full : cb;
@@ -470,7 +828,7 @@ static void dw_flat(Ctx *c, Conv *v)
 		        ec_aff(c, 0, nv, v->C * G->insz, "m0", G->insz, "j", G->insz, "iy", G->in[2], NULL),
 		        (long long)(G->in[2] * 4));
 		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)nb);
-		ec_line(&c->c, "\t%s(s + j * %lld, %s + (m0 + j) * %lld, t + j * %lld);", fn, (long long)plane, v->w,
+		ec_line(&c->c, "\t%s(s + j * %lld, %s + (m0 + j) * %lld, t + j * %lld);", f->fn, (long long)plane, v->w,
 		        (long long)G->ksz, (long long)q);
 		ec_line(&c->c, "for (long j = 0; j < %lld; j++) {", (long long)nb);
 		ec_line(&c->c, "float *const yc = y0 + %s;",
@@ -487,7 +845,8 @@ static void dw_flat(Ctx *c, Conv *v)
 		ec_line(&c->c, "}");
 		ec_line(&c->c, "}");
 	}
-	ec_end(c);
+	if (*nv)
+		ec_line(&c->c, "}");
 }
 
 /* Depthwise in general (3-D, or unequal strides): per channel a loop
@@ -538,53 +897,209 @@ static void dw_rows(Ctx *c, Conv *v)
  * in round-to-nearest, so this is exactly eval's skipping of the tap (for
  * finite weights).  Selecting the accumulator instead would also cover
  * infinite weights, but neither clang nor gcc without AVX-512 vectorises
- * that. */
-static void dw_mask(Ctx *c, Conv *v)
+ * that.  The scalar version reads byte tables (gcc vectorises it with
+ * AVX2's masked loads, not at all with SSE2); the vector version computes
+ * each lane's column as it goes and ANDs the loaded vector with a compare
+ * mask (+0.0f where the column is outside), with DW_NU vectors in flight. */
+typedef struct {
+	Conv *v;
+	int64_t W, q, plane, d0, cb;
+	const char *fn;
+	int64_t wbytes;   /* weight bytes before the first mask tables, or -1 */
+	int shifts;       /* some tap reads another column (needs masks) */
+	int64_t S, P, R, PL; /* dw_phase's planes when S > 0: stride, pitch, rows, floats a phase */
+} DwMask;
+
+/* Tap (ky, kx)'s offset from q, and its column shift. */
+static int64_t dw_mask_off(const Geom *G, int64_t W, int ky, int kx, int64_t *sh)
 {
-	const Geom *G = &v->G;
-	int64_t W = G->in[2], H = G->in[1], hw = H * W, q = G->out[1] * W, cb = v->M < DW_CB ? v->M : DW_CB;
-	int64_t d0 = G->pb[1] * W + G->pb[2];
-	int64_t maxr = (q - 1) + ((int64_t)(G->k[1] - 1) * G->d[1] - G->pb[1]) * W + (int64_t)(G->k[2] - 1) * G->d[2] - G->pb[2];
-	int64_t plane = (d0 + (maxr > hw ? maxr : hw) + 1 + 15) / 16 * 16;
+	*sh = (int64_t)kx * G->d[2] - G->pb[2];
+	return ((int64_t)ky * G->d[1] - G->pb[1]) * W + *sh;
+}
+
+/* Tap (ky, kx)'s offset from q in the plane function, and its column
+ * shift (0 in phase mode: no masks). */
+static int64_t dw_tap_off(const DwMask *m, int ky, int kx, int64_t *sh)
+{
+	const Geom *G = &m->v->G;
+	if (!m->S)
+		return dw_mask_off(G, m->W, ky, kx, sh);
+	int64_t y = (int64_t)ky * G->d[1], x = (int64_t)kx * G->d[2];
+	*sh = 0;
+	return (y % m->S * m->S + x % m->S) * m->PL + y / m->S * m->P + x / m->S;
+}
+
+/* The scalar plane function, with a byte table per shifted column telling
+ * where the tap is inside the row. */
+static void dw_mask_scalar(Ctx *c, DwMask *m)
+{
+	const Geom *G = &m->v->G;
 	const char *mask[64] = {NULL};
+	int64_t wb = c->wbytes;
 	for (int kx = 0; kx < G->k[2]; kx++) {
-		int64_t sh = (int64_t)kx * G->d[2] - G->pb[2];
+		int64_t sh;
+		dw_mask_off(G, m->W, 0, kx, &sh);
 		if (sh == 0)
 			continue;
-		unsigned char *t = malloc((size_t)q);
-		for (int64_t i = 0; i < q; i++)
-			t[i] = i % W + sh >= 0 && i % W + sh < W;
+		unsigned char *t = malloc((size_t)m->q);
+		for (int64_t i = 0; i < m->q; i++)
+			t[i] = i % m->W + sh >= 0 && i % m->W + sh < m->W;
 		mask[kx] = arena_printf(c->g->arena, "n%d_m%d", c->id, kx);
-		ec_array(c, mask[kx], DT_U8, q, t);
+		ec_array(c, mask[kx], DT_U8, m->q, t);
 		free(t);
 	}
-	/* the plane loop in a function of its own: restrict on its parameters
-	 * is what keeps gcc from guarding the vector loop with an alias check */
-	const char *fn = arena_printf(c->g->arena, "n%d_plane", c->id);
-	ec_line(&c->c, "static void %s(const float *restrict sp, const float *restrict w, float *restrict yc%s)", fn,
-	        v->b ? ", float bj" : "");
+	if (m->wbytes >= 0)
+		c->wbytes = wb;   /* the same tables again, under another #if */
+	else
+		m->wbytes = wb;
+	ec_line(&c->c, "static void %s(const float *restrict sp, const float *restrict w, float *restrict yc%s)", m->fn,
+	        m->v->b ? ", float bj" : "");
 	ec_line(&c->c, "{");
-	ec_line(&c->c, "for (long q = 0; q < %lld; q++) {", (long long)q);
+	ec_line(&c->c, "for (long q = 0; q < %lld; q++) {", (long long)m->q);
 	ec_line(&c->c, "float a = 0.0f;");
 	int64_t tap = 0;
 	for (int ky = 0; ky < G->k[1]; ky++)
 		for (int kx = 0; kx < G->k[2]; kx++, tap++) {
-			const char *ix = ec_aff(c, ((int64_t)ky * G->d[1] - G->pb[1]) * W + (int64_t)kx * G->d[2] - G->pb[2],
-			                        "q", (int64_t)1, NULL);
+			int64_t sh;
+			const char *ix = ec_aff(c, dw_mask_off(G, m->W, ky, kx, &sh), "q", (int64_t)1, NULL);
 			if (mask[kx])
 				ec_line(&c->c, "a += (%s[q] ? sp[%s] : 0.0f) * w[%lld];", mask[kx], ix, (long long)tap);
 			else
 				ec_line(&c->c, "a += sp[%s] * w[%lld];", ix, (long long)tap);
 		}
-	ec_store(c, "yc[q]", v->b ? "a + bj" : "a");
+	ec_store(c, "yc[q]", m->v->b ? "a + bj" : "a");
 	ec_line(&c->c, "}");
 	ec_line(&c->c, "}");
 	ec_line(&c->c, "");
-	ec_begin(c, cb * plane * 4);
+}
+
+/* {(q0 + 0) % W, (q0 + 1) % W, ...}: the columns of a vector at q0. */
+static const char *dw_cols(Ctx *c, int lanes, int64_t q0, int64_t W)
+{
+	Str s = {0};
+	for (int j = 0; j < lanes; j++)
+		str_printf(&s, "%s%lld", j ? ", " : "", (long long)((q0 + j) % W));
+	const char *r = arena_printf(c->g->arena, "{%s}", s.s);
+	str_free(&s);
+	return r;
+}
+
+/* nu vectors of outputs from q, interleaved so that their FMA chains
+ * overlap: taps masked by column (AND with a compare mask gives the +0.0f
+ * the scalar select does), bias, activation, store.  Vector u's columns
+ * are c<u>, from col. */
+static void dw_mask_vec_step(Ctx *c, DwMask *m, int lanes, int nu)
+{
+	const Geom *G = &m->v->G;
+	for (int u = 0; u < nu; u++) {
+		if (u == 0 && m->shifts)
+			ec_line(&c->c, "const vi c0 = col;");
+		if (u && m->shifts) {
+			ec_line(&c->c, "vi c%d = c%d + %lld;", u, u - 1, (long long)(lanes % m->W));
+			ec_line(&c->c, "c%d -= (c%d >= %lld) & %lld;", u, u, (long long)m->W, (long long)m->W);
+		}
+		ec_line(&c->c, "vf a%d = {0};", u);
+	}
+	int64_t tap = 0;
+	for (int ky = 0; ky < G->k[1]; ky++)
+		for (int kx = 0; kx < G->k[2]; kx++, tap++) {
+			int64_t sh, off = dw_tap_off(m, ky, kx, &sh);
+			ec_line(&c->c, "{");
+			for (int u = 0; u < nu; u++) {
+				ec_line(&c->c, "vf x%d;", u);
+				ec_line(&c->c, "memcpy(&x%d, sp + %s, sizeof x%d);", u,
+				        ec_aff(c, off + (int64_t)u * lanes, "q", (int64_t)1, NULL), u);
+				if (sh < 0)
+					ec_line(&c->c, "x%d = (vf)((vi)x%d & (c%d >= %lld));", u, u, u, (long long)-sh);
+				else if (sh > 0)
+					ec_line(&c->c, "x%d = (vf)((vi)x%d & (c%d < %lld));", u, u, u, (long long)(m->W - sh));
+				ec_line(&c->c, "a%d += x%d * w%lld;", u, u, (long long)tap);
+			}
+			ec_line(&c->c, "}");
+		}
+	for (int u = 0; u < nu; u++)
+		vec_finish(c, &(Tile){1, lanes, lanes},
+		           arena_printf(c->g->arena, m->v->b ? "a%d + bj" : "a%d", u),
+		           arena_printf(c->g->arena, "yc + q + %d", u * lanes));
+}
+
+/* Advance col by n outputs. */
+static void dw_col_step(Ctx *c, const DwMask *m, int64_t n)
+{
+	int64_t W = m->W;
+	if (!m->shifts || n % W == 0)
+		return;
+	ec_line(&c->c, "col += %lld;", (long long)(n % W));
+	ec_line(&c->c, "col -= (col >= %lld) & %lld;", (long long)W, (long long)W);
+}
+
+enum { DW_NU = 4 };   /* vectors in flight: a tap chain is 9 dependent FMAs */
+
+/* The vector plane function: blocks of DW_NU vectors, single vectors,
+ * then one shifted back to end at q (recomputing a few outputs
+ * identically). */
+static void dw_mask_vec(Ctx *c, DwMask *m, int lanes)
+{
+	const Geom *G = &m->v->G;
+	int64_t nvec = m->q / lanes, blk = nvec / DW_NU * DW_NU * lanes, full = nvec * lanes;
+	ec_line(&c->c, "static void %s(const float *restrict sp, const float *restrict w, float *restrict yc%s)", m->fn,
+	        m->v->b ? ", float bj" : "");
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "typedef float vf __attribute__((vector_size(%d)));", lanes * 4);
+	if (m->shifts || c->n->act.kind != ACT_NONE)
+		ec_line(&c->c, "typedef int vi __attribute__((vector_size(%d)));", lanes * 4);
+	Str s = {0};
+	for (int64_t t = 0; t < (int64_t)G->k[1] * G->k[2]; t++)
+		str_printf(&s, "%sw%lld = w[%lld]", t ? ", " : "const float ", (long long)t, (long long)t);
+	ec_line(&c->c, "%s;", s.s);
+	str_free(&s);
+	if (m->shifts)
+		ec_line(&c->c, "vi col = %s;", dw_cols(c, lanes, 0, m->W));
+	if (blk) {
+		ec_line(&c->c, "for (long q = 0; q < %lld; q += %d) {", (long long)blk, DW_NU * lanes);
+		dw_mask_vec_step(c, m, lanes, DW_NU);
+		dw_col_step(c, m, (int64_t)DW_NU * lanes);
+		ec_line(&c->c, "}");
+	}
+	if (blk < full) {
+		ec_line(&c->c, "for (long q = %lld; q < %lld; q += %d) {", (long long)blk, (long long)full, lanes);
+		dw_mask_vec_step(c, m, lanes, 1);
+		dw_col_step(c, m, lanes);
+		ec_line(&c->c, "}");
+	}
+	if (full < m->q) {
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "const long q = %lld;", (long long)(m->q - lanes));
+		if (m->shifts)
+			ec_line(&c->c, "col = (vi)%s;", dw_cols(c, lanes, m->q - lanes, m->W));
+		dw_mask_vec_step(c, m, lanes, 1);
+		ec_line(&c->c, "}");
+	}
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "");
+}
+
+static void dw_mask_pre(Ctx *c, void *arg, const Target *t)
+{
+	DwMask *m = arg;
+	int lanes = t->lanes && m->q >= t->lanes && vec_act_ok(c) ? t->lanes : 0;
+	if (lanes)
+		dw_mask_vec(c, m, lanes);
+	else
+		dw_mask_scalar(c, m);
+}
+
+static void dw_mask_body(Ctx *c, void *arg, const Target *t)
+{
+	DwMask *m = arg;
+	Conv *v = m->v;
+	const Geom *G = &v->G;
+	int64_t hw = G->in[1] * m->W, cb = m->cb, plane = m->plane;
+	(void)t;
 	ec_line(&c->c, "memset(s, 0, %lld);", (long long)(cb * plane * 4));
 	const char *nv = v->N > 1 ? "n" : "";
-	if (*nv)
-		ec_line(&c->c, "for (long n = 0; n < %lld; n++)", (long long)v->N);
+	if (*nv)   /* braced: it holds two channel-block loops */
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
 	int64_t full = v->M / cb * cb;
 	for (int blk = 0; blk < 2; blk++) {
 		int64_t from = blk ? full : 0, to = blk ? v->M : full, nb = blk ? v->M - full : cb;
@@ -593,16 +1108,190 @@ static void dw_mask(Ctx *c, Conv *v)
 		ec_line(&c->c, "for (long m0 = %lld; m0 < %lld; m0 += %lld) {", (long long)from, (long long)to,
 		        (long long)nb);
 		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)nb);
-		ec_line(&c->c, "\tmemcpy(s + j * %lld + %lld, %s + %s, %lld);", (long long)plane, (long long)d0, v->x,
+		ec_line(&c->c, "\tmemcpy(s + j * %lld + %lld, %s + %s, %lld);", (long long)plane, (long long)m->d0, v->x,
 		        ec_aff(c, 0, nv, v->C * hw, "m0", hw, "j", hw, NULL), (long long)(hw * 4));
 		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)nb);
-		ec_line(&c->c, "\t%s(s + j * %lld + %lld, %s + (m0 + j) * %lld, y0 + %s%s%s%s);", fn, (long long)plane,
-		        (long long)d0, v->w, (long long)G->ksz,
+		ec_line(&c->c, "\t%s(s + j * %lld + %lld, %s + (m0 + j) * %lld, y0 + %s%s%s%s);", m->fn, (long long)plane,
+		        (long long)m->d0, v->w, (long long)G->ksz,
 		        ec_aff(c, 0, nv, v->M * G->outsz, "m0", G->outsz, "j", G->outsz, NULL), v->b ? ", " : "",
 		        v->b ? v->b : "", v->b ? "[m0 + j]" : "");
 		ec_line(&c->c, "}");
 	}
-	ec_end(c);
+	if (*nv)
+		ec_line(&c->c, "}");
+}
+
+static DwMask dw_mask_geom(Ctx *c, Conv *v)
+{
+	const Geom *G = &v->G;
+	DwMask m = {v, G->in[2], G->out[1] * G->in[2], 0, G->pb[1] * G->in[2] + G->pb[2], v->M < DW_CB ? v->M : DW_CB,
+	            arena_printf(c->g->arena, "n%d_plane", c->id), -1, 0, 0, 0, 0, 0};
+	for (int kx = 0; kx < G->k[2]; kx++)
+		m.shifts |= (int64_t)kx * G->d[2] - G->pb[2] != 0;
+	int64_t hw = G->in[1] * m.W;
+	int64_t maxr = (m.q - 1) + ((int64_t)(G->k[1] - 1) * G->d[1] - G->pb[1]) * m.W +
+	               (int64_t)(G->k[2] - 1) * G->d[2] - G->pb[2];
+	m.plane = (m.d0 + (maxr > hw ? maxr : hw) + 1 + 15) / 16 * 16;
+	return m;
+}
+
+/* Depthwise with stride s (both dims), vectors.  On the way in, the
+ * padded plane is split into s x s phase planes by the remainders of row
+ * and column mod s, so that every tap reads its phase plane at unit
+ * stride: y(oy, ox) = sum over taps of
+ *     P[ky d % s][kx d % s][oy + ky d / s][ox + kx d / s].
+ * The plane function is then dw_mask's flat loop over q = oy * P + ox with
+ * the phase pitch P = ceil(Wp / s): no masks, P - OW junk columns a row
+ * (dropped when the rows are copied out), and no strided loads. */
+typedef struct {
+	DwFlat f;      /* the scalar fallback's geometry */
+	DwMask m;      /* the vector plane function's */
+	int64_t blk;   /* floats of phase planes per channel */
+	int64_t qa;    /* floats of flat result per channel */
+} DwPhase;
+
+static int dw_phase_lanes(Ctx *c, const DwPhase *d, const Target *t)
+{
+	return t->lanes && d->m.q >= t->lanes && vec_act_ok(c) ? t->lanes : 0;
+}
+
+static void dw_phase_pre(Ctx *c, void *arg, const Target *t)
+{
+	DwPhase *d = arg;
+	int lanes = dw_phase_lanes(c, d, t);
+	if (lanes)
+		dw_mask_vec(c, &d->m, lanes);
+	else
+		dw_flat_fn(c, &d->f);
+}
+
+/* Input row iy of channel j into its phase planes: for each column phase
+ * rx, every s-th input column from the first that lands in it. */
+static void dw_phase_copy_row(Ctx *c, const DwPhase *d)
+{
+	const Conv *v = d->m.v;
+	const Geom *G = &v->G;
+	int64_t S = d->m.S;
+	ec_line(&c->c, "const long py = iy + %d;", G->pb[1]);
+	ec_line(&c->c, "float *const dr = s + j * %lld + py %% %lld * %lld + py / %lld * %lld;", (long long)d->blk,
+	        (long long)S, (long long)(S * d->m.PL), (long long)S, (long long)d->m.P);
+	for (int64_t rx = 0; rx < S; rx++) {
+		int64_t ix0 = ((rx - G->pb[2]) % S + S) % S, n = ix0 < G->in[2] ? (G->in[2] - 1 - ix0) / S + 1 : 0;
+		if (!n)
+			continue;
+		ec_line(&c->c, "for (long k = 0; k < %lld; k++)", (long long)n);
+		ec_line(&c->c, "\tdr[%s] = xr[%s];", ec_aff(c, rx * d->m.PL + (ix0 + G->pb[2]) / S, "k", (int64_t)1, NULL),
+		        ec_aff(c, ix0, "k", S, NULL));
+	}
+}
+
+static void dw_phase_body(Ctx *c, void *arg, const Target *t)
+{
+	DwPhase *d = arg;
+	if (!dw_phase_lanes(c, d, t)) {
+		dw_flat_body(c, &d->f);
+		return;
+	}
+	const Conv *v = d->m.v;
+	const Geom *G = &v->G;
+	int64_t cb = d->m.cb;
+	ec_line(&c->c, "float *const t = s + %lld;", (long long)(cb * d->blk));
+	ec_line(&c->c, "memset(s, 0, %lld);", (long long)(cb * d->blk * 4));
+	const char *nv = v->N > 1 ? "n" : "";
+	if (*nv)
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
+	int64_t full = v->M / cb * cb;
+	for (int blk = 0; blk < 2; blk++) {
+		int64_t from = blk ? full : 0, to = blk ? v->M : full, nb = blk ? v->M - full : cb;
+		if (from >= to)
+			continue;
+		ec_line(&c->c, "for (long m0 = %lld; m0 < %lld; m0 += %lld) {", (long long)from, (long long)to,
+		        (long long)nb);
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)nb);
+		ec_line(&c->c, "for (long iy = 0; iy < %lld; iy++) {", (long long)G->in[1]);
+		ec_line(&c->c, "const float *const xr = %s + %s;", v->x,
+		        ec_aff(c, 0, nv, v->C * G->insz, "m0", G->insz, "j", G->insz, "iy", G->in[2], NULL));
+		dw_phase_copy_row(c, d);
+		ec_line(&c->c, "}");
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)nb);
+		ec_line(&c->c, "\t%s(s + j * %lld, %s + (m0 + j) * %lld, t + j * %lld%s%s%s);", d->m.fn, (long long)d->blk,
+		        v->w, (long long)G->ksz, (long long)d->qa, v->b ? ", " : "", v->b ? v->b : "",
+		        v->b ? "[m0 + j]" : "");
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)nb);
+		ec_line(&c->c, "\tfor (long oy = 0; oy < %lld; oy++)", (long long)G->out[1]);
+		ec_line(&c->c, "\t\tmemcpy(y0 + %s, t + j * %lld + oy * %lld, %lld);",
+		        ec_aff(c, 0, nv, v->M * G->outsz, "m0", G->outsz, "j", G->outsz, "oy", G->out[2], NULL),
+		        (long long)d->qa, (long long)d->m.P, (long long)(G->out[2] * 4));
+		ec_line(&c->c, "}");
+	}
+	if (*nv)
+		ec_line(&c->c, "}");
+}
+
+static DwPhase dw_phase_geom(Ctx *c, Conv *v)
+{
+	const Geom *G = &v->G;
+	DwPhase d = {dw_flat_geom(c, v), {0}, 0, 0};
+	int64_t S = G->s[2], xmax = (int64_t)(G->k[2] - 1) * G->d[2] / S;
+	d.m.v = v;
+	d.m.fn = d.f.fn;
+	d.m.cb = d.f.cb;
+	d.m.S = S;
+	d.m.P = (v->pin[2] + S - 1) / S;
+	d.m.R = (v->pin[1] + S - 1) / S;
+	d.m.PL = (d.m.R * d.m.P + xmax + 15) / 16 * 16;
+	d.m.q = G->out[1] * d.m.P;
+	d.m.W = d.m.P;
+	d.blk = S * S * d.m.PL;
+	d.qa = (d.m.q + 15) / 16 * 16;
+	return d;
+}
+
+/* Scratch bytes of either variant. */
+static int64_t dw_phase_scratch(const DwPhase *d)
+{
+	int64_t vec = d->m.cb * (d->blk + d->qa), sc = d->f.cb * (d->f.plane + d->f.q);
+	return (vec > sc ? vec : sc) * 4;
+}
+
+static void dw_phase(Ctx *c, Conv *v)
+{
+	DwPhase d = dw_phase_geom(c, v);
+	per_target_pre(c, dw_phase_scratch(&d), dw_phase_pre, dw_phase_body, &d);
+}
+
+/* Same-width stride-1 depthwise: column masks or phase planes, as the
+ * target prefers. */
+typedef struct {
+	DwMask m;
+	DwPhase p;
+} DwSame;
+
+static void dw_same_pre(Ctx *c, void *arg, const Target *t)
+{
+	DwSame *d = arg;
+	if (t->dwmask)
+		dw_mask_pre(c, &d->m, t);
+	else
+		dw_phase_pre(c, &d->p, t);
+}
+
+static void dw_same_body(Ctx *c, void *arg, const Target *t)
+{
+	DwSame *d = arg;
+	if (t->dwmask)
+		dw_mask_body(c, &d->m, t);
+	else
+		dw_phase_body(c, &d->p, t);
+}
+
+static void dw_same(Ctx *c, Conv *v)
+{
+	DwSame d = {dw_mask_geom(c, v), dw_phase_geom(c, v)};
+	int64_t mask = d.m.cb * d.m.plane * 4, phase = dw_phase_scratch(&d.p);
+	/* the plane loop in a function of its own: restrict on its parameters
+	 * is what keeps gcc from guarding the vector loop with an alias check */
+	per_target_pre(c, mask > phase ? mask : phase, dw_same_pre, dw_same_body, &d);
 }
 
 static void conv_depthwise(Ctx *c, Conv *v)
@@ -610,9 +1299,9 @@ static void conv_depthwise(Ctx *c, Conv *v)
 	const Geom *G = &v->G;
 	if (G->out[0] == 1 && G->k[0] == 1 && G->in[0] == 1 && G->s[1] == 1 && G->s[2] == 1 &&
 	    G->out[2] == G->in[2] && G->k[2] <= 64)
-		dw_mask(c, v);
+		dw_same(c, v);
 	else if (G->out[0] == 1 && G->k[0] == 1 && G->in[0] == 1 && G->s[1] == G->s[2])
-		dw_flat(c, v);
+		dw_phase(c, v);
 	else
 		dw_rows(c, v);
 }
@@ -663,18 +1352,52 @@ typedef struct {
 	const char *cs;          /* C (Gemm), or NULL */
 	int64_t cm, cn;          /* its broadcast strides */
 	const char *alpha, *beta;   /* factors, NULL when 1 */
+	const Target *tg;        /* the target being printed for */
 } Mm;
+
+/* y = alpha * acc + beta * C, activated, stored as vectors (C's column
+ * stride cn is 1, or 0: one value per row). */
+static void mm_vec_finish(Ctx *c, const Mm *q, const Tile *t, const char *i, const char *nb)
+{
+	vec_open(c, t);
+	for (int p = 0; p < t->np; p++)
+		for (int64_t v = 0; v < t->vb / t->lanes; v++) {
+			int64_t j = v * t->lanes;
+			Str e = {0};
+			str_printf(&e, "%s%s%s", q->alpha ? q->alpha : "", q->alpha ? " * " : "", vec_acc(c, p, v, NULL));
+			if (q->cs && q->cn == 1) {
+				ec_line(&c->c, "vf c%d_%lld;", p, (long long)v);
+				ec_line(&c->c, "memcpy(&c%d_%lld, %s + %s, sizeof c%d_%lld);", p, (long long)v, q->cs,
+				        ec_aff(c, p * q->cm + j, i, q->cm, nb, (int64_t)1, NULL), p, (long long)v);
+				str_printf(&e, " + %s%sc%d_%lld", q->beta ? q->beta : "", q->beta ? " * " : "", p, (long long)v);
+			} else if (q->cs) {
+				str_printf(&e, " + %s%s%s[%s]", q->beta ? q->beta : "", q->beta ? " * " : "", q->cs,
+				           ec_aff(c, p * q->cm, i, q->cm, NULL));
+			}
+			vec_finish(c, t, e.s, arena_printf(c->g->arena, "%s + %s", q->y,
+			                                   ec_aff(c, p * q->N + j, i, q->N, nb, (int64_t)1, NULL)));
+			str_free(&e);
+		}
+	ec_line(&c->c, "}");
+}
 
 static void mm_tile(Ctx *c, const Mm *q, int np, int64_t vb, const char *i, const char *nb)
 {
+	Tile t = tile_of(q->tg, np, vb);
 	ec_line(&c->c, "{");
-	tile_open(c, np, vb);
+	tile_open(c, &t);
 	ec_line(&c->c, "for (long k = 0; k < %lld; k++) {", (long long)q->K);
 	ec_line(&c->c, "const float *const w = %s + %s;", q->b, ec_aff(c, 0, "k", q->bk, nb, q->bn, NULL));
 	ec_line(&c->c, "const float *const ak = %s + %s;", q->a, ec_aff(c, 0, i, q->am, "k", q->ak, NULL));
 	tile_loads(c, np, "ak", q->am);
-	tile_fma(c, np, vb, vec_ref(c, "w", q->bn));
+	tile_fma(c, &t, "w", q->bn);
 	ec_line(&c->c, "}");
+	if (t.lanes && vec_act_ok(c) && (!q->cs || q->cn <= 1)) {
+		mm_vec_finish(c, q, &t, i, nb);
+		ec_line(&c->c, "}");
+		return;
+	}
+	tile_close(c, &t);
 	ec_line(&c->c, "for (long j = 0; j < %lld; j++) {", (long long)vb);
 	for (int p = 0; p < np; p++) {
 		Str e = {0};
@@ -715,7 +1438,7 @@ static void mm_emit(Ctx *c, const Mm *q)
 {
 	int np;
 	int64_t vb;
-	tile_shape(q->M, q->N, &np, &vb);
+	mm_shape(q->tg, q->M, q->N, &np, &vb);
 	MmArg m = {q, np, vb};
 	chunks(c, "nb", q->N, vb, 1, mm_cols, &m);
 }
@@ -762,6 +1485,13 @@ static const char *gemm_c(Ctx *c, const Tensor *ct, float beta, const char **sca
 	return name;
 }
 
+static void gemm_body(Ctx *c, void *arg, const Target *t)
+{
+	Mm *q = arg;
+	q->tg = t;
+	mm_emit(c, q);
+}
+
 int ec_gemm(Ctx *c)
 {
 	const Tensor *a = ec_tin(c, 0), *b = ec_tin(c, 1), *ct = ec_tin(c, 2), *y = ec_tout(c, 0);
@@ -780,7 +1510,7 @@ int ec_gemm(Ctx *c)
 	if (ct && nest_bcast(&cn, 1, ct))
 		return ec_fail(c, "C does not broadcast to [%lld, %lld]", (long long)M, (long long)N);
 	Mm q = {M, K, N, ec_x(c, 0), NULL, "y0", ta ? 1 : K, ta ? M : 1, 0, 0, NULL, cn.st[1][0],
-	        cn.st[1][1], NULL, NULL};
+	        cn.st[1][1], NULL, NULL, NULL};
 	q.b = gemm_b(c, b, tb, K, N, &q.bk, &q.bn);
 	if (ct)
 		q.cs = gemm_c(c, ct, c->n->a.gemm.beta, &q.beta);
@@ -789,9 +1519,7 @@ int ec_gemm(Ctx *c)
 		emit_c_fmt_f32(al, alpha);
 		q.alpha = arena_strdup(c->g->arena, al);
 	}
-	ec_begin(c, 0);
-	mm_emit(c, &q);
-	ec_end(c);
+	per_target(c, 0, gemm_body, &q);
 	return 0;
 }
 
@@ -800,6 +1528,28 @@ static Tensor batch_of(const Tensor *t, int n)
 	Tensor b = *t;
 	b.rank = n < 0 ? 0 : n;
 	return b;
+}
+
+typedef struct {
+	const Nest *bn;          /* batch dims */
+	const char *a, *b;       /* input names */
+	Mm q;
+} MatMulArg;
+
+static void matmul_body(Ctx *c, void *arg, const Target *t)
+{
+	MatMulArg *m = arg;
+	char iy[128], ia[128], ib[128];
+	nest_open(c, m->bn);
+	nest_index(m->bn, 0, iy, sizeof iy);
+	nest_index(m->bn, 1, ia, sizeof ia);
+	nest_index(m->bn, 2, ib, sizeof ib);
+	ec_line(&c->c, "const float *const pa = %s + %s;", m->a, ia);
+	ec_line(&c->c, "const float *const pb = %s + %s;", m->b, ib);
+	ec_line(&c->c, "float *const py = y0 + %s;", iy);
+	m->q.tg = t;
+	mm_emit(c, &m->q);
+	nest_close(c, m->bn);
 }
 
 int ec_matmul(Ctx *c)
@@ -827,18 +1577,7 @@ int ec_matmul(Ctx *c)
 	}
 	nest_simplify(&bn);
 	const char *as = ec_x(c, 0), *bs = ec_x(c, 1);
-	char iy[128], ia[128], ib[128];
-	ec_begin(c, 0);
-	nest_open(c, &bn);
-	nest_index(&bn, 0, iy, sizeof iy);
-	nest_index(&bn, 1, ia, sizeof ia);
-	nest_index(&bn, 2, ib, sizeof ib);
-	ec_line(&c->c, "const float *const pa = %s + %s;", as, ia);
-	ec_line(&c->c, "const float *const pb = %s + %s;", bs, ib);
-	ec_line(&c->c, "float *const py = y0 + %s;", iy);
-	Mm q = {M, K, N, "pa", "pb", "py", K, 1, N, 1, NULL, 0, 0, NULL, NULL};
-	mm_emit(c, &q);
-	nest_close(c, &bn);
-	ec_end(c);
+	MatMulArg m = {&bn, as, bs, {M, K, N, "pa", "pb", "py", K, 1, N, 1, NULL, 0, 0, NULL, NULL, NULL}};
+	per_target(c, 0, matmul_body, &m);
 	return 0;
 }

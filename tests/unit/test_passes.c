@@ -667,6 +667,88 @@ static void fuse_leaves_unsafe(void **state)
 	arena_free(a);
 }
 
+/* HardSigmoid(v; alpha, beta) as a node; returns its output. */
+static int hsig(Graph *g, int v, float alpha, float beta, const char *name)
+{
+	int y = value(g, name);
+	Node *n = nodep(g, node(g, OP_HARDSIGMOID, NULL, 1, &v, y));
+	n->a.ab.alpha = alpha;
+	n->a.ab.beta = beta;
+	return y;
+}
+
+/* x[1,2,6,6] -> Conv -> Mul(c, HardSigmoid(c)) -> Conv 1x1
+ *   -> Mul(HardSigmoid(c2), c2) -> y: PyTorch's opset-13 HardSwish, both
+ * operand orders, each folded into its Conv. */
+static Graph *hswish_net(Arena **a)
+{
+	Graph *g = new_graph(a);
+	seed = 7;
+	int64_t xd[4] = {1, 2, 6, 6}, wd[4] = {3, 2, 3, 3}, w2d[4] = {4, 3, 1, 1}, three = 3;
+	float *wv = rnd_buf(54), *w2 = rnd_buf(12);
+	for (int i = 0; i < 54; i++)
+		wv[i] *= 4;   /* pre-activations well past +-3: both clamps are hit */
+	int x = input(g, "x", 4, xd);
+	int c = value(g, "c"), c2 = value(g, "c2");
+	conv_node(g, x, cf(g, "w", 4, wd, wv), cf(g, "b", 1, &three, wv + 20), c, 3, 1);
+	int m = op2(g, OP_MUL, c, hsig(g, c, 1.0f / 6, 0.5f, "hs"), "m");
+	conv_node(g, m, cf(g, "w2", 4, w2d, w2), -1, c2, 1, 0);
+	output(g, op2(g, OP_MUL, hsig(g, c2, 1.0f / 6, 0.5f, "hs2"), c2, "y"));
+	free(wv);
+	free(w2);
+	return g;
+}
+
+static void fuse_hswish_pattern(void **state)
+{
+	(void)state;
+	Arena *a1, *a2;
+	Graph *ref = hswish_net(&a1), *g = hswish_net(&a2);
+	infer(ref);
+	infer(g);
+	assert_int_equal(pass_fuse(g, &diag), 0);
+	assert_int_equal(ir_verify(g, &diag), 0);
+	assert_int_equal(g->nnode, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(g->node[i].op, OP_CONV);
+		assert_int_equal(g->node[i].act.kind, ACT_HSWISH);
+	}
+	assert_string_equal(g->tensor[g->output[0]].name, "y");
+	assert_same_function(ref, g, 1e-6);
+	assert_golden(g, "fuse_hswish_pattern");
+	arena_free(a1);
+	arena_free(a2);
+}
+
+/* Left as Mul and HardSigmoid: other alpha or beta, a second reader of the
+ * HardSigmoid, a HardSigmoid that is a graph output, a Mul by something
+ * other than the HardSigmoid's input. */
+static void fuse_hswish_leaves_others(void **state)
+{
+	(void)state;
+	Arena *a;
+	Graph *g = new_graph(&a);
+	int64_t xd[2] = {2, 3};
+	int x = input(g, "x", 2, xd), z = input(g, "z", 2, xd);
+	output(g, op2(g, OP_MUL, x, hsig(g, x, 0.2f, 0.5f, "h1"), "m1"));
+	output(g, op2(g, OP_MUL, x, hsig(g, x, 1.0f / 6, 0.25f, "h2"), "m2"));
+	int h3 = hsig(g, x, 1.0f / 6, 0.5f, "h3");
+	output(g, op2(g, OP_MUL, x, h3, "m3"));
+	output(g, op1(g, OP_NEG, h3, "n3"));
+	int h4 = hsig(g, x, 1.0f / 6, 0.5f, "h4");
+	output(g, h4);
+	output(g, op2(g, OP_MUL, h4, x, "m4"));
+	output(g, op2(g, OP_MUL, z, hsig(g, x, 1.0f / 6, 0.5f, "h5"), "m5"));
+	output(g, op2(g, OP_MUL, hsig(g, x, 1.0f / 6 + 1e-7f, 0.5f, "h6"), x, "m6"));
+	infer(g);
+	assert_int_equal(pass_fuse(g, &diag), 0);
+	assert_int_equal(ir_verify(g, &diag), 0);
+	assert_int_equal(count_op(g, OP_MUL), 5);
+	assert_int_equal(count_op(g, OP_HARDSIGMOID), 5);
+	assert_int_equal(count_op(g, OP_HARDSWISH), 1);   /* m6: alpha within 1e-6 */
+	arena_free(a);
+}
+
 /* ---- pass_memplan ---- */
 
 static int root(const Graph *g, int t)
@@ -853,6 +935,8 @@ int main(void)
 		cmocka_unit_test(dce_removes_unreachable),
 		cmocka_unit_test(fuse_all_kinds),
 		cmocka_unit_test(fuse_leaves_unsafe),
+		cmocka_unit_test(fuse_hswish_pattern),
+		cmocka_unit_test(fuse_hswish_leaves_others),
 		cmocka_unit_test(memplan_random),
 		cmocka_unit_test(memplan_chain),
 		cmocka_unit_test(pipeline_conv_bn_relu),
