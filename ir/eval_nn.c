@@ -18,43 +18,17 @@ typedef struct {
 	int64_t insz, ksz;      /* elements in one input / kernel plane */
 } Geom;
 
-/* Pads of auto_pad SAME_* / VALID, from the inferred output size. */
-static void autopad(const Window *w, int i, int64_t in, int64_t out, int *pb, int *pe)
-{
-	if (w->autopad == PAD_VALID) {
-		*pb = *pe = 0;
-		return;
-	}
-	int64_t total = (out - 1) * w->s[i] + (int64_t)(w->k[i] - 1) * w->d[i] + 1 - in;
-	total = total < 0 ? 0 : total;
-	*pb = (int)(w->autopad == PAD_SAME_UPPER ? total / 2 : total - total / 2);
-	*pe = (int)(total - *pb);
-}
-
+/* Geom is WinGeom plus the plane sizes. */
 static int geom(const Ev *e, const Tensor *x, const Tensor *y, Geom *G)
 {
-	const Window *w = &e->n->a.win;
-	int nsp = w->nsp;
-	if (nsp < 1 || nsp > 3 || x->rank != nsp + 2 || y->rank != nsp + 2)
-		return ev_fail(e, "needs 1 to 3 spatial dims (input rank %d, window %d)", x->rank, nsp);
+	WinGeom w;
+	char why[128];
+	if (ir_window_geom(&e->n->a.win, x, y, &w, why, sizeof why))
+		return ev_fail(e, "%s", why);
 	for (int i = 0; i < 3; i++) {
-		G->in[i] = G->out[i] = 1;
-		G->k[i] = G->s[i] = G->d[i] = 1;
-		G->pb[i] = G->pe[i] = 0;
-	}
-	for (int i = 0; i < nsp; i++) {
-		int j = 3 - nsp + i;
-		G->in[j] = x->dim[2 + i];
-		G->out[j] = y->dim[2 + i];
-		G->k[j] = w->k[i];
-		G->s[j] = w->s[i];
-		G->d[j] = w->d[i];
-		G->pb[j] = w->pad[i];
-		G->pe[j] = w->pad[nsp + i];
-		if (w->autopad != PAD_EXPLICIT)
-			autopad(w, i, G->in[j], G->out[j], &G->pb[j], &G->pe[j]);
-		if (G->k[j] < 1 || G->s[j] < 1 || G->d[j] < 1)
-			return ev_fail(e, "kernel, stride and dilation must be >= 1");
+		G->in[i] = w.in[i], G->out[i] = w.out[i];
+		G->k[i] = w.k[i], G->s[i] = w.s[i], G->d[i] = w.d[i];
+		G->pb[i] = w.pb[i], G->pe[i] = w.pe[i];
 	}
 	G->insz = G->in[0] * G->in[1] * G->in[2];
 	G->ksz = (int64_t)G->k[0] * G->k[1] * G->k[2];

@@ -222,6 +222,19 @@ int ir_infer(Graph *, Diag *);                /* every node, in order */
  * IR_MAXRANK); 0 on success, 1 if they do not broadcast. */
 int ir_broadcast(const Tensor *a, const Tensor *b, int *rank, int64_t *dim);
 
+/* ---- window.c ---- */
+/* A Window from x to y over exactly 3 spatial dims (1-D and 2-D windows get
+ * leading dims of size 1, so one triple loop serves every rank), auto_pad
+ * resolved: what the evaluator and the backends both index by. */
+typedef struct {
+	int64_t in[3], out[3];
+	int k[3], s[3], d[3];
+	int pb[3], pe[3];       /* begin and end pads */
+} WinGeom;
+/* 0, or 1 with the reason in why. */
+int ir_window_geom(const Window *, const Tensor *x, const Tensor *y, WinGeom *,
+                   char *why, size_t nwhy);
+
 /* ---- eval.c (float reference evaluator) ---- */
 /* Compute node n: in[i] points at input i's data (NULL if absent), out[j]
  * at ir_nbytes() of output j.  Shapes must be inferred.  Applies n->act. */
