@@ -6,14 +6,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build build-release -j"$(nproc)" >/dev/null
 model=${MODEL:-samples/fmnist_cnn/model.onnx}
 out=out/demo
 mkdir -p "$out"
 [ -f "$out/test_images.npy" ] || /usr/bin/python3 samples/export_fmnist_npy.py "$out"
 echo "== potc $model -o $out/model.c --driver $out/main.c"
-build/potc "$model" -o "$out/model.c" --driver "$out/main.c"
+build-release/potc "$model" -o "$out/model.c" --driver "$out/main.c"
 grep -E '#define [A-Z0-9_]*_(ARENA|WEIGHT)_BYTES' "$out/model.h"
 echo "== cc -O3 model.c main.c"
 cc -std=c99 -O3 -march=native -Wall -Wextra -Werror "$out/model.c" "$out/main.c" -o "$out/prog" -lm

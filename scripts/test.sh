@@ -36,7 +36,7 @@ stage() {
 
 build() { # build DIR [cmake args...]
   local dir=$1; shift
-  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON "$@" >/dev/null &&
     cmake --build "$dir" -j"$jobs" 2>&1 | grep -E 'error|warning' ; return "${PIPESTATUS[0]}"
 }
 
