@@ -13,33 +13,7 @@
 
 #include "ir.h"
 
-#define DIMS(...) ((const int64_t[]){__VA_ARGS__})
-#define F32(...) ((const float[]){__VA_ARGS__})
-#define I64(...) ((const int64_t[]){__VA_ARGS__})
-#define INS(...) ((const int[]){__VA_ARGS__})
-#define NARGS(...) ((int)(sizeof((const int[]){__VA_ARGS__}) / sizeof(int)))
-
-static Arena *arena;
-static Graph *g;
-static Diag diag;
-
-static int setup(void **state)
-{
-	(void)state;
-	arena = arena_new();
-	g = ir_graph_new(arena, "t.onnx");
-	g->opset = 17;
-	diag_init(&diag);
-	diag.quiet = 1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	arena_free(arena);
-	return 0;
-}
+#include "irtest.h"
 
 static int cf(int rank, const int64_t *dim, const float *v)
 {
