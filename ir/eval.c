@@ -124,23 +124,6 @@ int ev_isfloat(DType t)
 	return t == DT_F32 || t == DT_F64;
 }
 
-double ev_getf(DType t, const void *p, int64_t i)
-{
-	switch (t) {
-	case DT_F32: return ((const float *)p)[i];
-	case DT_F64: return ((const double *)p)[i];
-	case DT_I8: return ((const int8_t *)p)[i];
-	case DT_U8: return ((const uint8_t *)p)[i];
-	case DT_I16: return ((const int16_t *)p)[i];
-	case DT_U16: return ((const uint16_t *)p)[i];
-	case DT_I32: return ((const int32_t *)p)[i];
-	case DT_U32: return ((const uint32_t *)p)[i];
-	case DT_I64: return (double)((const int64_t *)p)[i];
-	case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-	default: return 0;
-	}
-}
-
 /* double -> int64, truncating toward zero; out of range saturates, NaN -> 0. */
 static int64_t sat64(double v)
 {
@@ -164,7 +147,7 @@ int64_t ev_geti(DType t, const void *p, int64_t i)
 	case DT_U32: return ((const uint32_t *)p)[i];
 	case DT_I64: return ((const int64_t *)p)[i];
 	case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-	default: return sat64(ev_getf(t, p, i));
+	default: return sat64(ir_load(t, p, i));
 	}
 }
 
@@ -289,8 +272,8 @@ static int int_unary_ok(Op op)
 static void clip_bounds(const Ev *e, double *lo, double *hi)
 {
 	const Tensor *tl = ev_tin(e, 1), *th = ev_tin(e, 2);
-	*lo = tl && ir_numel(tl) ? ev_getf(tl->dtype, e->in[1], 0) : -INFINITY;
-	*hi = th && ir_numel(th) ? ev_getf(th->dtype, e->in[2], 0) : INFINITY;
+	*lo = tl && ir_numel(tl) ? ir_load(tl->dtype, e->in[1], 0) : -INFINITY;
+	*hi = th && ir_numel(th) ? ir_load(th->dtype, e->in[2], 0) : INFINITY;
 }
 
 static void clip_bounds_i(const Ev *e, int64_t *lo, int64_t *hi)
@@ -404,8 +387,8 @@ static int binary(const Ev *e, const Tensor *ta, const void *a, const Tensor *tb
 	int64_t n = ir_numel(to);
 	if (!int_path(op, ta->dtype, tb->dtype, to->dtype)) {
 		for (int64_t i = 0; i < n; i++, ev_iter_next(&it)) {
-			float x = (float)ev_getf(ta->dtype, a, it.off[0]);
-			float y = (float)ev_getf(tb->dtype, b, it.off[1]);
+			float x = (float)ir_load(ta->dtype, a, it.off[0]);
+			float y = (float)ir_load(tb->dtype, b, it.off[1]);
 			ev_setf(to->dtype, e->out[0], i, binary_f(op, x, y));
 		}
 		return 0;
@@ -443,7 +426,7 @@ static int nary(const Ev *e)
 		return 0;
 	int64_t n = ir_numel(to);
 	for (int64_t i = 0; i < n; i++)
-		ev_setf(to->dtype, e->out[0], i, (float)ev_getf(to->dtype, e->out[0], i) / (float)nin);
+		ev_setf(to->dtype, e->out[0], i, (float)ir_load(to->dtype, e->out[0], i) / (float)nin);
 	return 0;
 }
 
@@ -483,7 +466,7 @@ static int eltwise(const Ev *e)
 static int dispatch(const Ev *e)
 {
 	Op op = e->n->op;
-	if (ev_math_op(op))
+	if (ir_is_math_op(op))
 		return ev_math(e);
 	if (ir_opflags[op] & F_UNARY)
 		return unary(e);

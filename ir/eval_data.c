@@ -37,7 +37,7 @@ static int want_int(const Ev *e, int j)
 static int dropout(const Ev *e)
 {
 	const Tensor *ratio = ev_tin(e, 1), *train = ev_tin(e, 2), *mask = ev_tout(e, 1);
-	double r = ratio && ir_numel(ratio) ? ev_getf(ratio->dtype, e->in[1], 0) : 0.5;
+	double r = ratio && ir_numel(ratio) ? ir_load(ratio->dtype, e->in[1], 0) : 0.5;
 	if (train && ir_numel(train) && ev_geti(train->dtype, e->in[2], 0) && r != 0)
 		return ev_fail(e, "Dropout in training mode is random: not supported");
 	for (int64_t i = 0; mask && i < ir_numel(mask); i++)
@@ -154,7 +154,7 @@ static void pad_value(const Ev *e, DType dt, char *val)
 	else if (ev_isint(v->dtype))
 		ev_seti(dt, val, 0, ev_geti(v->dtype, e->in[2], 0));
 	else
-		ev_setf(dt, val, 0, ev_getf(v->dtype, e->in[2], 0));
+		ev_setf(dt, val, 0, ir_load(v->dtype, e->in[2], 0));
 }
 
 static int pad_check(const Ev *e, const Tensor *x, const Tensor *y, int64_t *pb)
@@ -369,7 +369,7 @@ int ev_cast(const Ev *e)
 		if (ev_isint(x->dtype))
 			ev_seti(y->dtype, e->out[0], i, ev_geti(x->dtype, e->in[0], i));
 		else
-			ev_setf(y->dtype, e->out[0], i, ev_getf(x->dtype, e->in[0], i));
+			ev_setf(y->dtype, e->out[0], i, ir_load(x->dtype, e->in[0], i));
 	}
 	return 0;
 }
@@ -403,7 +403,7 @@ int ev_range(const Ev *e)
 	}
 	if (!ev_isfloat(y->dtype))
 		return ev_fail(e, "output dtype %s", ir_dtype_name(y->dtype));
-	float s = (float)ev_getf(ts->dtype, e->in[0], 0), d = (float)ev_getf(td->dtype, e->in[2], 0);
+	float s = (float)ir_load(ts->dtype, e->in[0], 0), d = (float)ir_load(td->dtype, e->in[2], 0);
 	for (int64_t i = 0; i < y->dim[0]; i++)
 		ev_setf(y->dtype, e->out[0], i, s + (float)i * d);
 	return 0;

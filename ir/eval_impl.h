@@ -35,7 +35,6 @@ int64_t ev_prod(const Tensor *, int from, int to);
 /* ---- element access by dtype ---- */
 int ev_isint(DType);          /* I8..I64 and BOOL: computed as int64 */
 int ev_isfloat(DType);        /* F32, F64 */
-double ev_getf(DType, const void *, int64_t i);
 int64_t ev_geti(DType, const void *, int64_t i);  /* floats truncate */
 /* Store v: float dtypes round to nearest; integer dtypes truncate toward
  * zero and saturate (NaN -> 0); BOOL is v != 0. */
@@ -121,7 +120,6 @@ int ev_range(const Ev *);
 /* eval_struct.c: the ops of ops.def's "structural ops" section */
 int ev_struct(const Ev *);
 /* eval_math.c: the ops of ops.def's "math, logic and bit ops" section */
-int ev_math_op(Op);               /* is op one of them? */
 int ev_math(const Ev *);
 
 #endif

@@ -14,23 +14,6 @@
 
 #include "eval_impl.h"
 
-int ev_math_op(Op op)
-{
-	switch (op) {
-	case OP_SIN: case OP_COS: case OP_TAN: case OP_ASIN: case OP_ACOS: case OP_ATAN:
-	case OP_SINH: case OP_COSH: case OP_ASINH: case OP_ACOSH: case OP_ATANH:
-	case OP_SIGN: case OP_ROUND: case OP_ISNAN: case OP_ISINF: case OP_NOT:
-	case OP_THRESHOLDEDRELU: case OP_SHRINK: case OP_CELU: case OP_HARDMAX:
-	case OP_AND: case OP_OR: case OP_XOR: case OP_GREATEREQ: case OP_LESSEQ:
-	case OP_MOD: case OP_BITSHIFT:
-	case OP_REDUCEL1: case OP_REDUCEL2: case OP_REDUCESUMSQ: case OP_REDUCELOGSUM:
-	case OP_REDUCELOGSUMEXP: case OP_ARGMAX: case OP_ARGMIN: case OP_CUMSUM:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 /* ---- unary ---- */
 
 /* Round half to even whatever the FP rounding mode: for |x| < 2^23,

@@ -136,7 +136,7 @@ static void window(const Geom *G, DType dt, const void *x, int64_t base, const i
 				if (!inside(G, 2, i2))
 					continue;
 				int64_t i = (i0 * G->in[1] + i1) * G->in[2] + i2;
-				double v = ev_getf(dt, x, base + i);
+				double v = ir_load(dt, x, base + i);
 				w->sum += (float)v;
 				w->n++;
 				if (w->arg < 0 || v > w->max)
@@ -458,15 +458,15 @@ static void reduce_run(const Ev *e, EvIter *it, int64_t nx, int64_t ny)
 		if (isint)
 			ev_seti(yt, e->out[0], o, reduce_i(op, ev_geti(yt, e->out[0], o), ev_geti(xt, e->in[0], i)));
 		else
-			ev_setf(yt, e->out[0], o, reduce_f(op, (float)ev_getf(yt, e->out[0], o),
-			                                 (float)ev_getf(xt, e->in[0], i)));
+			ev_setf(yt, e->out[0], o, reduce_f(op, (float)ir_load(yt, e->out[0], o),
+			                                 (float)ir_load(xt, e->in[0], i)));
 	}
 	if (op != OP_REDUCEMEAN || nx == 0)
 		return;
 	int64_t cnt = nx / (ny ? ny : 1);
 	for (int64_t i = 0; i < ny; i++)
 		ev_setf(yt, e->out[0], i, isint ? (double)(ev_geti(yt, e->out[0], i) / cnt)
-		                                : (float)ev_getf(yt, e->out[0], i) / (float)cnt);
+		                                : (float)ir_load(yt, e->out[0], i) / (float)cnt);
 }
 
 int ev_reduce(const Ev *e)

@@ -155,10 +155,9 @@ int ir_is_const(const Graph *g, int t)
 	return t >= 0 && t < g->ntensor && g->tensor[t].kind == TK_CONST;
 }
 
-double ir_get(const Tensor *t, int64_t i)
+double ir_load(DType t, const void *p, int64_t i)
 {
-	const void *p = t->data;
-	switch (t->dtype) {
+	switch (t) {
 	case DT_F32: return ((const float *)p)[i];
 	case DT_F64: return ((const double *)p)[i];
 	case DT_I8: return ((const int8_t *)p)[i];
@@ -171,6 +170,19 @@ double ir_get(const Tensor *t, int64_t i)
 	case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
 	default: return 0;
 	}
+}
+
+double ir_get(const Tensor *t, int64_t i)
+{
+	return ir_load(t->dtype, t->data, i);
+}
+
+/* The ops.def section "math, logic and bit ops": rows SIN to CUMSUM, kept
+ * contiguous so this range is the whole list (ir/eval_math.c and
+ * backends/c/kernels_math.c implement exactly these). */
+int ir_is_math_op(Op op)
+{
+	return op >= OP_SIN && op <= OP_CUMSUM;
 }
 
 int64_t ir_get_i64(const Tensor *t, int64_t i)

@@ -203,7 +203,9 @@ size_t ir_nbytes(const Tensor *);
 int ir_find_tensor(const Graph *, const char *name);  /* -1 if absent */
 int ir_consumers(const Graph *, int tensor, int *nodes, int max); /* count, fills up to max */
 void ir_compact(Graph *);        /* drop dead nodes and tensors nothing uses; renumber */
+double ir_load(DType, const void *, int64_t i); /* element i of an array of that dtype, as double */
 double ir_get(const Tensor *, int64_t i);      /* element i of a CONST, as double */
+int ir_is_math_op(Op);                         /* the ops.def section SIN..CUMSUM */
 int64_t ir_get_i64(const Tensor *, int64_t i); /* element i of an integer CONST */
 int ir_is_const(const Graph *, int tensor);    /* tensor >= 0 and CONST */
 

@@ -183,7 +183,6 @@ int ec_tile(Ctx *);
 /* kernels_struct.c: the ops of ops.def's "structural ops" section */
 int ec_struct(Ctx *);
 /* kernels_math.c: the ops of ops.def's "math, logic and bit ops" section */
-int ec_math_op(Op);               /* is op one of them? */
 int ec_math(Ctx *);
 
 #endif

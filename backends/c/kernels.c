@@ -686,7 +686,7 @@ int ec_reduce(Ctx *c)
 int ec_kernel(Ctx *c)
 {
 	Op op = c->n->op;
-	if (ec_math_op(op))
+	if (ir_is_math_op(op))
 		return ec_math(c);
 	if (ir_opflags[op] & F_UNARY)
 		return ec_unary(c);
