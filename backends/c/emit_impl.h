@@ -169,6 +169,9 @@ int ec_gpool(Ctx *);
 int ec_batchnorm(Ctx *);
 int ec_softmax(Ctx *);
 int ec_reduce(Ctx *);
+/* mask[a] = 1 for each axis a Reduce* node reduces (its axes input, or
+ * all axes unless noop_empty); an error for bad or run-time axes. */
+int ec_reduce_mask(Ctx *, const Tensor *x, char *mask);
 int ec_eltwise(Ctx *);
 int ec_unary(Ctx *);
 int ec_cast(Ctx *);

@@ -589,7 +589,7 @@ int ec_softmax(Ctx *c)
 
 /* ---- reductions ---- */
 
-static int reduce_mask(Ctx *c, const Tensor *x, char *mask)
+int ec_reduce_mask(Ctx *c, const Tensor *x, char *mask)
 {
 	const Tensor *ta = ec_tin(c, 1);
 	int64_t na = ta ? ir_numel(ta) : 0;
@@ -630,7 +630,7 @@ int ec_reduce(Ctx *c)
 {
 	const Tensor *x = ec_tin(c, 0), *y = ec_tout(c, 0);
 	char mask[IR_MAXRANK];
-	if (reduce_mask(c, x, mask))
+	if (ec_reduce_mask(c, x, mask))
 		return 1;
 	DType dt = x->dtype;
 	if (dt != y->dtype || (dt != DT_F32 && !ec_isint(dt)))

@@ -275,32 +275,12 @@ static int hardmax(Ctx *c)
 
 /* ---- reductions ---- */
 
-/* mask[a] = 1 for each reduced axis (kernels.c's reduce_mask). */
-static int reduce_mask(Ctx *c, const Tensor *x, char *mask)
-{
-	const Tensor *ta = ec_tin(c, 1);
-	int64_t na = ta ? ir_numel(ta) : 0;
-	memset(mask, na == 0 && !c->n->a.reduce.noop_empty, IR_MAXRANK);
-	if (ta && ta->kind != TK_CONST)
-		return ec_fail(c, "axes must be a constant");
-	if (ta && !ec_isint(ta->dtype))
-		return ec_fail(c, "axes must be an integer tensor");
-	for (int64_t i = 0; i < na; i++) {
-		int64_t v = ir_get_i64(ta, i);
-		int a = v < -x->rank || v >= x->rank ? -1 : ec_axis((int)v, x->rank);
-		if (a < 0)
-			return ec_fail(c, "axis %lld out of range for rank %d", (long long)v, x->rank);
-		mask[a] = 1;
-	}
-	return 0;
-}
-
 /* The nest over x: operand 0 the output element x folds into, operand 1
  * x; *ny the output's element count. */
 static int reduce_nest(Ctx *c, const Tensor *x, const Tensor *y, Nest *n, int64_t *ny)
 {
 	char mask[IR_MAXRANK];
-	if (reduce_mask(c, x, mask))
+	if (ec_reduce_mask(c, x, mask))
 		return 1;
 	nest_init(n, x->rank, x->dim, 2);
 	int64_t s = 1;
