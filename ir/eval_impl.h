@@ -29,6 +29,8 @@ int ev_fail(const Ev *, const char *fmt, ...);
 int ev_want_f32(const Ev *, int nin);
 /* An axis attribute in [-rank, rank) made non-negative; -1 if out of range. */
 int ev_axis(int axis, int rank);
+/* mask[a] = 1 for each axis a Reduce* node reduces (eval_nn.c); 1 on error. */
+int ev_reduce_axes(const Ev *, const Tensor *x, char *mask);
 /* Product of dims [from, to). */
 int64_t ev_prod(const Tensor *, int from, int to);
 

@@ -237,30 +237,12 @@ static int hardmax(const Ev *e)
 
 /* ---- reductions ---- */
 
-/* mask[a] = 1 for each reduced axis, as eval_nn.c's reduce_axes. */
-static int reduce_axes(const Ev *e, const Tensor *x, char *mask)
-{
-	const Tensor *ta = ev_tin(e, 1);
-	int64_t na = ta ? ir_numel(ta) : 0;
-	memset(mask, na == 0 && !e->n->a.reduce.noop_empty, IR_MAXRANK);
-	if (ta && !ev_isint(ta->dtype))
-		return ev_fail(e, "axes must be an integer tensor");
-	for (int64_t i = 0; i < na; i++) {
-		int64_t v = ev_geti(ta->dtype, e->in[1], i);
-		int a = v < -x->rank || v >= x->rank ? -1 : ev_axis((int)v, x->rank);
-		if (a < 0)
-			return ev_fail(e, "axis %lld out of range for rank %d", (long long)v, x->rank);
-		mask[a] = 1;
-	}
-	return 0;
-}
-
 /* Iterator over x whose off[0] is the output element each x element folds
  * into; 1 if the output's size does not match. */
 static int reduce_iter(const Ev *e, const Tensor *x, const Tensor *y, EvIter *it)
 {
 	char mask[IR_MAXRANK];
-	if (reduce_axes(e, x, mask))
+	if (ev_reduce_axes(e, x, mask))
 		return 1;
 	ev_iter_shape(it, x, 1);
 	int64_t s = 1;

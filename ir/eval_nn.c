@@ -394,7 +394,7 @@ int ev_softmax(const Ev *e)
 
 /* mask[a] = 1 for each reduced axis; 1 on error.  Absent or empty axes
  * reduce everything, unless noop_empty (then mask stays 0). */
-static int reduce_axes(const Ev *e, const Tensor *x, char *mask)
+int ev_reduce_axes(const Ev *e, const Tensor *x, char *mask)
 {
 	const Tensor *ta = ev_tin(e, 1);
 	int64_t na = ta ? ir_numel(ta) : 0;
@@ -473,7 +473,7 @@ int ev_reduce(const Ev *e)
 {
 	const Tensor *x = ev_tin(e, 0), *y = ev_tout(e, 0);
 	char mask[IR_MAXRANK];
-	if (reduce_axes(e, x, mask))
+	if (ev_reduce_axes(e, x, mask))
 		return 1;
 	if (x->dtype != y->dtype || (x->dtype != DT_F32 && (!ev_isint(x->dtype) || x->dtype == DT_BOOL)))
 		return ev_fail(e, "input %s and output %s: f32 or integer only",
