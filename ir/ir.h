@@ -60,6 +60,9 @@ typedef struct {
 	/* set by pass_memplan */
 	int64_t off;              /* byte offset in the arena, -1 = not in the arena */
 	int alias;                /* tensor whose bytes this view shares, -1 = none */
+	/* quantized compilation (--quant): */
+	struct Quant *q;          /* integer tensor with a real meaning (pass_qlower), or NULL */
+	struct QStats *st;        /* calibration statistics (pass_calibrate), or NULL */
 } Tensor;
 
 /* Fused activation applied to a node's (first) output. */
@@ -149,6 +152,7 @@ typedef struct {
 	Attr a;
 	Act act;            /* fused activation (pass_fuse) */
 	int dead;           /* marked for removal by ir_compact */
+	struct QNode *q;    /* integer semantics of a quantized node, NULL: the op's own */
 } Node;
 
 typedef struct Arena Arena;
@@ -163,7 +167,58 @@ typedef struct {
 	int *input;     int ninput;
 	int *output;    int noutput;
 	int64_t arena_bytes;  /* set by pass_memplan */
+	const struct QuantConfig *qcfg;  /* --quant options, NULL: float compilation */
 } Graph;
+
+/* ---- quantization (docs/integer-semantics.md is the reference) ----
+ * A quantized tensor holds integers q of its (integer) dtype meaning
+ *     real = scale[c] * (q - zp[c]),   q in [qmin, qmax] of `bits`,
+ * c the index along `axis` (weights: per output channel) or 0.
+ * Fixed point (--quant fixed) is the case scale = 2^-frac, zp = 0. */
+typedef struct Quant {
+	int bits;          /* 2..32; the dtype is the narrowest that holds them */
+	int is_unsigned;   /* q in [0, 2^bits - 1], else [-2^(bits-1), 2^(bits-1) - 1] */
+	int axis;          /* channel axis, -1: one scale for the whole tensor */
+	int nch;           /* entries below: 1, or dim[axis] */
+	double *scale;
+	int32_t *zp;
+	int *frac;         /* binary points when every scale is 2^-frac and zp = 0, else NULL */
+} Quant;
+
+/* An integer multiply by a real factor M (potc_rescale in potc_fixed.h):
+ *   m == 0: M = 2^-n, a rounding shift (n < 0 shifts left, saturating);
+ *   m != 0: M = m * 2^(-31-n), m in [2^30, 2^31): Q31 multiply, then shift. */
+typedef struct {
+	int32_t m;
+	int n;
+} Rescale;
+
+/* What a quantized node computes, beyond its op and its tensors' Quant
+ * (per-op formulas: docs/integer-semantics.md, "The integer IR"). */
+typedef struct QNode {
+	int acc64;         /* CONV/GEMM/MATMUL/MUL: accumulate in int64 (the int32 bound failed) */
+	int nr;            /* r[]: accumulator -> output, per output channel or 1 */
+	Rescale *r;
+	int nrin;          /* rin[]: per input (ADD, SUB, CONCAT) into the common sum */
+	Rescale *rin;
+	int ext;           /* ADD/SUB: extra fraction bits of the sum, removed by one rounding */
+	int32_t lo, hi;    /* output clamp: q range of the output's bits, narrowed by a fused Relu/Clip */
+	int32_t *lut;      /* unary table y = lut[q - lut_lo], nlut entries (SOFTMAX: exp table) */
+	int32_t lut_lo;
+	int nlut;
+	/* accumulator bound proof (pass_qlower): worst-case |acc| over the
+	 * integer input ranges, the limit 2^(P-1) - 1, per output channel max */
+	int64_t acc_worst, acc_limit;
+} QNode;
+
+/* Calibration statistics of one tensor over the samples (pass_calibrate). */
+enum { QSTATS_BINS = 2048 };
+typedef struct QStats {
+	double min, max;        /* over every element of every sample */
+	double amax;            /* max |x|: the histogram spans [-amax, amax] */
+	double *hist;           /* QSTATS_BINS counts (NULL until the second pass) */
+	int64_t count;
+} QStats;
 
 /* Diagnostics: printed as they arrive, counted, never abort.
  * Form: "FILE: node "NAME" (OP): error: MESSAGE". */
@@ -257,5 +312,30 @@ int ir_eval(const Graph *, const void *const *inputs, void *const *outputs,
  * constant scales, sizes and roi. */
 int ir_resize_ntap(ResizeMode);
 int ir_resize_axis(const Graph *, const Node *n, int a, int64_t *idx, float *w, char *ok);
+
+/* ---- quant.c (quantization helpers shared by passes, evaluator, backends) ---- */
+Quant *ir_quant_new(Arena *, int nch, int axis, int bits, int is_unsigned);
+DType ir_quant_dtype(const Quant *);           /* I8/U8 up to 8 bits, I16/U16 up to 16, else I32 */
+int32_t ir_qmin(const Quant *);
+int32_t ir_qmax(const Quant *);
+int ir_quant_channel(const Tensor *, int64_t i); /* entry of t->q that element i uses */
+/* clamp(round(real / scale[c]) + zp[c]) to the bits range, rounding half
+ * away from zero (NaN -> zp). */
+int32_t ir_quantize(const Quant *, int c, double real);
+double ir_dequantize(const Quant *, int c, int64_t q);
+/* The Rescale for a real factor M > 0: a pure shift when M is a power of
+ * two (exactly), else the Q31 form.  M = 0 gives {0, 62} (everything -> 0). */
+Rescale ir_rescale(double M);
+double ir_rescale_real(Rescale);                /* the factor it applies */
+void ir_quant_print(const Quant *, FILE *);     /* "i8 f=5" / "u8 s=0.0123 z=3" / "i8 f=[3..7]x16" */
+
+/* ---- qeval.c (integer reference evaluator: THE semantics of --quant) ---- */
+/* As ir_eval_node / ir_eval on a lowered graph: inputs and outputs are the
+ * integer tensors (the caller quantizes and dequantizes).  A node with
+ * q == NULL is data movement on integers (ir_eval_node); one with q set
+ * computes by the formulas of docs/integer-semantics.md, with potc_fixed.h. */
+int ir_qeval_node(const Graph *, int n, const void *const *in, void *const *out, Diag *);
+int ir_qeval(const Graph *, const void *const *inputs, void *const *outputs,
+             IrObserve observe, void *ctx, Diag *);
 
 #endif

@@ -55,6 +55,10 @@ static Act act_of(const Graph *g, const Node *n)
 		break;
 	default: break;
 	}
+	/* Integer code clamps a Relu or Clip into the store for free; any other
+	 * activation needs its input requantized first, so it stays a node. */
+	if (g->qcfg && a.kind != ACT_RELU && a.kind != ACT_CLIP)
+		a.kind = ACT_NONE;
 	return a;
 }
 
@@ -68,7 +72,8 @@ static int absorber(const Graph *g, const Node *n)
 	if (X->kind != TK_VALUE || X->is_output || X->dtype != DT_F32 || X->producer < 0)
 		return -1;
 	const Node *p = &g->node[X->producer];
-	if (p->dead || !can_absorb(p->op) || p->act.kind != ACT_NONE || p->out[0] != x)
+	/* A quantized MaxPool moves integers untouched (no QNode to clamp in). */
+	if (p->dead || !can_absorb(p->op) || (g->qcfg && p->op == OP_MAXPOOL) || p->act.kind != ACT_NONE || p->out[0] != x)
 		return -1;
 	if (g->tensor[n->out[0]].dtype != DT_F32 || ir_consumers(g, x, &c, 1) != 1)
 		return -1;

@@ -7,6 +7,7 @@
 
 #include "ir.h"
 #include "onnx.h"
+#include "passes.h"
 
 enum { POTC_MAXSHAPES = 32 };
 
@@ -23,6 +24,11 @@ typedef struct {
 	int nfreeze;
 	const char *dump;           /* "fold,fuse", "all" or NULL: ir_dump after those passes */
 	FILE *dump_out;             /* stderr if NULL */
+	/* quantized compilation: quant.mode != QM_NONE */
+	QuantConfig quant;
+	const char *calib;          /* --calib FILE */
+	int64_t calib_count;        /* --calib-count N, 0 = all */
+	int calib_scale;            /* PotcCalibScale for integer data (--calib-scale) */
 } PotcOptions;
 
 /* onnx_load with the --input-shape and --const bindings applied (import.c). */

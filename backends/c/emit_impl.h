@@ -188,4 +188,11 @@ int ec_struct(Ctx *);
 /* kernels_math.c: the ops of ops.def's "math, logic and bit ops" section */
 int ec_math(Ctx *);
 
+/* ---- integer kernels: nodes with a QNode (docs/integer-semantics.md) ----
+ * Every function body computes exactly what ir_qeval_node computes, with
+ * the potc_fixed.h functions pasted at the top of a quantized model.c. */
+int eq_kernel(Ctx *);   /* qkernels.c: dispatch on c->n->op */
+int eq_conv(Ctx *);     /* qkernels_conv.c: CONV (depthwise included) */
+int eq_matmul(Ctx *);   /* qkernels_conv.c: GEMM and MATMUL */
+
 #endif

@@ -198,6 +198,39 @@ static inline int32_t potc_requant_affine(int32_t acc, int32_t m0, int n, int32_
 	return (int32_t)(y > hi ? hi : y < lo ? lo : y);
 }
 
+/* ---- the integer IR's rescale (Rescale in ir/ir.h) ---- */
+
+/* round(x * M) saturated to int32, where M = 2^-n when m == 0 (n in
+ * [-31, 62]: potc_requant_shift) and M = m * 2^(-31-n) otherwise (m in
+ * [2^30, 2^31), n in [-31, 31]: Q31 multiply, ties toward +infinity, then a
+ * rounding shift; n < 0 first multiplies x by 2^-n with saturation).
+ * x: any int32. */
+static inline int32_t potc_rescale(int32_t x, int32_t m, int n)
+{
+	if (m == 0)
+		return potc_requant_shift(x, n, 32);
+	if (n < 0)
+		return potc_mul_q31(potc_lshift_sat32(x, -n), m);
+	return potc_rshift_rnd32(potc_mul_q31(x, m), n);
+}
+
+/* potc_rescale of a 64-bit value: the shift form is exact on all of it
+ * (n in [-62, 62]); the Q31 form saturates x to int32 first. */
+static inline int32_t potc_rescale64(int64_t x, int32_t m, int n)
+{
+	if (m == 0)
+		return potc_requant_shift64(x, n, 32);
+	return potc_rescale(potc_sat_s(x, 32), m, n);
+}
+
+/* The store of every quantized node: clamp(zp + v, lo, hi) without
+ * overflow.  v, zp: any int32; lo <= hi. */
+static inline int32_t potc_out(int32_t v, int32_t zp, int32_t lo, int32_t hi)
+{
+	int64_t y = (int64_t)v + zp;
+	return (int32_t)(y < lo ? lo : y > hi ? hi : y);
+}
+
 /* ---- activations on fixed-point values ---- */
 
 /* max(x, 0): the binary point is unchanged.  x: any int32. */
