@@ -19,6 +19,8 @@ extern const char embed_npy_io_h[];
 extern const char embed_npy_io_c[];
 extern const char embed_driver_h[];
 extern const char embed_driver_main_c[];
+/* runtime/fixed/potc_fixed.h, pasted at the top of a quantized model.c. */
+extern const char embed_potc_fixed_h[];
 
 /* ---- writer (emit_c.c) ----
  * ec_line prints one indented line: a leading '}' closes a level first, a
@@ -67,6 +69,8 @@ typedef struct {
 	int *first, *last;     /* per arena tensor: its live range in nodes */
 	int64_t arena_end;     /* arena bytes including every node's scratch */
 	int failed;
+	int quant;             /* some tensor has a Quant: integer-only model.c
+	                        * (no math.h, potc_fixed.h pasted, scratch s is int32_t *) */
 	/* the node being emitted */
 	int id;
 	const Node *n;
