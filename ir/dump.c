@@ -13,6 +13,29 @@ static void shape(const Tensor *t, FILE *f)
 	for (int i = 0; i < t->rank; i++)
 		fprintf(f, i ? ",%lld" : "%lld", (long long)t->dim[i]);
 	fputc(']', f);
+	if (t->q) {
+		fputc('{', f);
+		ir_quant_print(t->q, f);
+		fputc('}', f);
+	}
+}
+
+/* A QNode in one line: the first rescale, clamp, table and bound. */
+static void qnode(const QNode *q, FILE *f)
+{
+	fprintf(f, " q{lo=%d hi=%d", (int)q->lo, (int)q->hi);
+	if (q->nr)
+		fprintf(f, " r=%d:%d%s", (int)q->r[0].m, q->r[0].n, q->nr > 1 ? ",..." : "");
+	for (int j = 0; j < q->nrin; j++)
+		fprintf(f, " rin%d=%d:%d", j, (int)q->rin[j].m, q->rin[j].n);
+	if (q->ext)
+		fprintf(f, " ext=%d", q->ext);
+	if (q->lut)
+		fprintf(f, " lut=%d@%d", q->nlut, (int)q->lut_lo);
+	if (q->acc_limit)
+		fprintf(f, " acc=%lld/%lld%s", (long long)q->acc_worst, (long long)q->acc_limit,
+		        q->acc64 ? " acc64" : "");
+	fputc('}', f);
 }
 
 static void ints(FILE *f, const char *key, const int *v, int n, const char *sep)
@@ -90,6 +113,8 @@ static void node(const Graph *g, const Node *n, FILE *f)
 	attrs(n, f);
 	if (n->act.kind != ACT_NONE)
 		fprintf(f, " act=%s(%g,%g)", actname[n->act.kind], n->act.a, n->act.b);
+	if (n->q)
+		qnode(n->q, f);
 	fputc('\n', f);
 }
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib_data.h"
 #include "emit_c.h"
 #include "passes.h"
 #include "potc.h"
@@ -18,10 +19,16 @@ static const struct {
 	{"views", pass_views},     /* Identity, Dropout gone */
 	{"dce", pass_dce},         /* nodes that reach no output gone */
 	{"fuse", pass_fuse},       /* activations into their producer */
+	/* --quant only (each returns at once without Graph.qcfg) */
+	{"qdq", pass_qdq},             /* the model's own Q/DQ scales kept as Quant */
+	{"calibrate", pass_calibrate}, /* ranges and histograms over --calib */
+	{"qchoose", pass_qchoose},     /* bits, binary point / scale per tensor */
+	{"qlower", pass_qlower},       /* the integer IR */
 	{"memplan", pass_memplan}, /* arena offsets, views aliased */
 };
 
-const char *const potc_passes[] = {"import", "fold", "bnfold", "views", "dce", "fuse", "memplan", NULL};
+const char *const potc_passes[] = {"import", "fold", "bnfold", "views", "dce", "fuse", "qdq", "calibrate",
+                                   "qchoose", "qlower", "memplan", NULL};
 
 static int wants_dump(const PotcOptions *o, const char *pass)
 {
@@ -45,10 +52,37 @@ static void dump(const PotcOptions *o, const Graph *g, const char *pass)
 	ir_dump(g, f);
 }
 
+/* The --quant configuration of g, calibration samples read (one file feeds
+ * the graph's single float input).  The samples live in the arena. */
+static int quant_config(Graph *g, const PotcOptions *o, Diag *d)
+{
+	QuantConfig *q = arena_dup(g->arena, &o->quant, sizeof o->quant);
+	g->qcfg = q;
+	q->nsamples = 0;
+	if (!o->calib)
+		return 0;
+	if (g->ninput != 1 || g->tensor[g->input[0]].dtype != DT_F32) {
+		diag_error(d, o->model, "--calib feeds a model with one float input; this one has %d input(s)",
+		           g->ninput);
+		return 1;
+	}
+	const Tensor *t = &g->tensor[g->input[0]];
+	PotcCalib c;
+	if (potc_calib_load(o->calib, t->dtype, t->rank, t->dim, o->calib_count,
+	                    (PotcCalibScale)o->calib_scale, &c, d))
+		return 1;
+	q->nsamples = c.n;                 /* each one a whole model input */
+	q->samples[0] = arena_dup(g->arena, c.data, (size_t)(q->nsamples * ir_numel(t)) * sizeof(float));
+	potc_calib_free(&c);
+	return 0;
+}
+
 Graph *potc_load(Arena *a, const PotcOptions *o, const char *stop, Diag *d)
 {
 	Graph *g = potc_import(a, o, d);
 	if (!g || ir_verify(g, d))
+		return NULL;
+	if (o->quant.mode != QM_NONE && quant_config(g, o, d))
 		return NULL;
 	dump(o, g, "import");
 	if (stop && strcmp(stop, "import") == 0)
