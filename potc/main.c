@@ -1,9 +1,12 @@
-/* The potc command line: compile, run, info.  Exit 0 on success, 1 for a
- * bad model or input, 2 for bad usage. */
+/* The potc command line: compile, run, info, eval.  Exit 0 on success, 1
+ * for a bad model or input, 2 for bad usage (one line naming the option). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "calib_data.h"
 #include "potc.h"
 
 #ifndef POTC_VERSION
@@ -14,6 +17,7 @@ static const char usage[] =
 	"usage: potc MODEL.onnx -o OUT.c [options]      compile to C (OUT.c + OUT.h)\n"
 	"       potc run MODEL.onnx IN.npy... -o OUT.npy...  run the reference evaluator\n"
 	"       potc info MODEL.onnx                      inputs, outputs, ops, size, MACs\n"
+	"       potc eval MODEL.onnx --data X --labels Y  top-1 accuracy, float and quantized\n"
 	"\n"
 	"options:\n"
 	"  -o FILE                 output .c (compile) or .npy (run; once per output)\n"
@@ -24,23 +28,59 @@ static const char usage[] =
 	"  --const NAME=FILE.npy   make input NAME a constant with this data (repeatable)\n"
 	"  -d PASS[,PASS...]|all   dump the IR after these passes to stderr\n"
 	"                          (import, fold, bnfold, views, dce, fuse, memplan)\n"
+	"  --progress, --no-progress  progress bars on stderr (default: when it is a terminal)\n"
+	"\n"
+	"quantization (compile, run, info, eval):\n"
+	"  --quant fixed|affine    integer model: power-of-two scales, or scale and zero point\n"
+	"  --calib FILE            calibration samples: .npy, IDX (.gz), .pb or a directory of .pb\n"
+	"  --calib-count N         use the first N samples (default: all)\n"
+	"  --calib-scale unit|raw|signed  uint8 data for a float input: x/255 (default), x,\n"
+	"                          x/127.5-1\n"
+	"  --bp mse|max            binary points (fixed): least squared error (default) or max\n"
+	"  --wbits N               weight bits, 2..8 (default 8)\n"
+	"  --abits N               activation bits, 4..16 (default 8)\n"
+	"  --layer NODE:wbits=N,abits=M  bits of one node (either key may be left out; repeatable)\n"
+	"\n"
+	"eval:\n"
+	"  --data X                inputs: .npy (float32 or uint8 images), IDX (.gz) or .pb\n"
+	"  --labels Y              integer class labels: .npy or IDX (.gz)\n"
+	"  --limit N               evaluate the first N samples only\n"
+	"  --report FILE.json      accuracy, per-tensor SQNR, every Quant and accumulator bound\n"
 	"  --help, --version\n";
 
 typedef struct {
 	PotcOptions o;
-	const char *cmd;           /* "compile", "run", "info" */
+	const char *cmd;           /* "compile", "run", "info", "eval" */
 	const char *npy_in[64];
 	int nin;
 	const char *npy_out[64];
 	int nout;
+	const char *data, *labels, *report;  /* eval */
+	const char *need_quant;    /* the first option that only makes sense with --quant */
+	const char *eval_only;     /* the first option only eval takes */
+	int wbits, abits;          /* 0 = default */
 } Cli;
 
-static int bad_usage(const char *fmt, const char *arg)
+static int bad_usage(const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
 	fprintf(stderr, "potc: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n(potc --help for usage)\n");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (potc --help for usage)\n");
+	va_end(ap);
 	return 2;
+}
+
+/* A whole decimal number in lo..hi into *v; 1 if s is anything else. */
+static int parse_int(const char *s, long long lo, long long hi, long long *v)
+{
+	char *end;
+	if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
+		return 1;
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return *end || errno || *v < lo || *v > hi;
 }
 
 /* "x=1x3x48x192" -> InputShape. */
@@ -66,22 +106,122 @@ static int parse_shape(const char *s, InputShape *sh)
 	}
 }
 
-static int parse_opt(Cli *c, int argc, char **argv, int *i)
+/* "wbits=4" or "abits=16" of --layer into *wb / *ab; 1 if malformed. */
+static int parse_layer_key(const char *s, size_t n, int *wb, int *ab)
 {
-	const char *a = argv[*i];
-	const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-	int takes = strcmp(a, "-o") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--driver") == 0 ||
-	            strcmp(a, "--arena") == 0 || strcmp(a, "--input-shape") == 0 || strcmp(a, "-d") == 0 ||
-	            strcmp(a, "--const") == 0;
-	if (!takes)
-		return bad_usage("unknown option '%s'", a);
-	if (!v)
-		return bad_usage("option '%s' needs a value", a);
-	++*i;
+	char buf[32];
+	long long v;
+	if (n < 7 || n >= sizeof buf || s[5] != '=')
+		return 1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (strncmp(buf, "wbits", 5) == 0 && !parse_int(buf + 6, 2, 8, &v))
+		*wb = (int)v;
+	else if (strncmp(buf, "abits", 5) == 0 && !parse_int(buf + 6, 4, 16, &v))
+		*ab = (int)v;
+	else
+		return 1;
+	return 0;
+}
+
+/* --layer NODE:wbits=N,abits=M (either key optional, at least one); 0 or
+ * the exit code of a usage error. */
+static int parse_layer(Cli *c, const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	int wb = 0, ab = 0;
+	const char *want = "bad --layer '%s' (want NODE:wbits=N,abits=M, N in 2..8, M in 4..16)";
+	if (!colon || colon == v || !colon[1])
+		return bad_usage(want, v);
+	for (const char *p = colon + 1;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		if (parse_layer_key(p, n, &wb, &ab))
+			return bad_usage(want, v);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	QuantConfig *q = &c->o.quant;
+	if (q->nlayer == QC_MAXLAYER)
+		return bad_usage("too many --layer options (at most %d)", QC_MAXLAYER);
+	q->layer[q->nlayer].node = strndup(v, (size_t)(colon - v));
+	q->layer[q->nlayer].wbits = wb;
+	q->layer[q->nlayer++].abits = ab;
+	return 0;
+}
+
+/* The options that tune --quant; 0 handled, 2 bad value, -1 not one of them. */
+static int parse_quant_opt(Cli *c, const char *a, const char *v)
+{
+	long long n;
+	if (strcmp(a, "--quant") == 0) {
+		if (strcmp(v, "fixed") && strcmp(v, "affine"))
+			return bad_usage("--quant takes 'fixed' or 'affine', not '%s'", v);
+		c->o.quant.mode = strcmp(v, "fixed") == 0 ? QM_FIXED : QM_AFFINE;
+		return 0;
+	}
+	if (strcmp(a, "--calib") == 0) {
+		c->o.calib = v;
+	} else if (strcmp(a, "--calib-count") == 0) {
+		if (parse_int(v, 1, INT64_MAX, &n))
+			return bad_usage("--calib-count takes a count >= 1, not '%s'", v);
+		c->o.calib_count = n;
+	} else if (strcmp(a, "--calib-scale") == 0) {
+		PotcCalibScale s;
+		if (potc_calib_scale_parse(v, &s))
+			return bad_usage("--calib-scale takes 'unit', 'raw' or 'signed', not '%s'", v);
+		c->o.calib_scale = (int)s;
+	} else if (strcmp(a, "--bp") == 0) {
+		if (strcmp(v, "mse") && strcmp(v, "max"))
+			return bad_usage("--bp takes 'mse' or 'max', not '%s'", v);
+		c->o.quant.bp_max = strcmp(v, "max") == 0;
+	} else if (strcmp(a, "--wbits") == 0) {
+		if (parse_int(v, 2, 8, &n))
+			return bad_usage("--wbits takes 2..8, not '%s'", v);
+		c->wbits = (int)n;
+	} else if (strcmp(a, "--abits") == 0) {
+		if (parse_int(v, 4, 16, &n))
+			return bad_usage("--abits takes 4..16, not '%s'", v);
+		c->abits = (int)n;
+	} else if (strcmp(a, "--layer") == 0) {
+		if (parse_layer(c, v))
+			return 2;
+	} else {
+		return -1;
+	}
+	if (!c->need_quant)
+		c->need_quant = a;
+	return 0;
+}
+
+/* --data, --labels, --report, --limit; -1 if a is none of them. */
+static int parse_eval_opt(Cli *c, const char *a, const char *v)
+{
+	long long n;
+	if (strcmp(a, "--data") == 0)
+		c->data = v;
+	else if (strcmp(a, "--labels") == 0)
+		c->labels = v;
+	else if (strcmp(a, "--report") == 0)
+		c->report = v;
+	else if (strcmp(a, "--limit") == 0) {
+		if (parse_int(v, 1, INT64_MAX, &n))
+			return bad_usage("--limit takes a count >= 1, not '%s'", v);
+		c->o.eval_limit = n;
+	} else
+		return -1;
+	if (!c->eval_only)
+		c->eval_only = a;
+	return 0;
+}
+
+static int parse_general_opt(Cli *c, const char *a, const char *v)
+{
 	if (strcmp(a, "-o") == 0) {
 		if (strcmp(c->cmd, "run") == 0) {
 			if (c->nout == 64)
-				return bad_usage("too many outputs%s", "");
+				return bad_usage("too many outputs (at most 64)");
 			c->npy_out[c->nout++] = v;
 		} else if (c->o.out) {
 			return bad_usage("-o given twice ('%s')", v);
@@ -104,23 +244,81 @@ static int parse_opt(Cli *c, int argc, char **argv, int *i)
 			return bad_usage("bad --const '%s' (want NAME=FILE.npy)", v);
 		c->o.freeze[c->o.nfreeze].name = strndup(v, (size_t)(eq - v));
 		c->o.freeze[c->o.nfreeze++].path = eq + 1;
-	} else {
+	} else if (strcmp(a, "--input-shape") == 0) {
 		if (c->o.nshape == POTC_MAXSHAPES)
-			return bad_usage("too many --input-shape options%s", "");
+			return bad_usage("too many --input-shape options (at most %d)", POTC_MAXSHAPES);
 		if (parse_shape(v, &c->o.shape[c->o.nshape++]))
 			return bad_usage("bad --input-shape '%s' (want NAME=1x3x224x224, dims 0..2^31)", v);
+	} else {
+		return bad_usage("unknown option '%s'", a);
+	}
+	return 0;
+}
+
+static int parse_opt(Cli *c, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+	if (strcmp(a, "--progress") == 0 || strcmp(a, "--no-progress") == 0) {
+		c->o.quant.progress = strcmp(a, "--progress") == 0;
+		return 0;
+	}
+	static const char *const takes[] = {
+		"-o", "--name", "--driver", "--arena", "--input-shape", "-d", "--const",
+		"--quant", "--calib", "--calib-count", "--calib-scale", "--bp", "--wbits", "--abits",
+		"--layer", "--data", "--labels", "--report", "--limit", NULL};
+	int k = 0;
+	while (takes[k] && strcmp(takes[k], a))
+		k++;
+	if (!takes[k])
+		return bad_usage("unknown option '%s'", a);
+	if (*i + 1 >= argc)
+		return bad_usage("option '%s' needs a value", a);
+	const char *v = argv[++*i];
+	int r = parse_quant_opt(c, a, v);
+	if (r < 0)
+		r = parse_eval_opt(c, a, v);
+	if (r < 0)
+		r = parse_general_opt(c, a, v);
+	return r;
+}
+
+/* What the options say together: --quant for its tuning options, the
+ * eval options only for eval, the default bit widths. */
+static int check(Cli *c)
+{
+	int eval = strcmp(c->cmd, "eval") == 0;
+	if (!c->o.model)
+		return bad_usage("no model given");
+	if (c->need_quant && c->o.quant.mode == QM_NONE)
+		return bad_usage("%s needs --quant fixed|affine", c->need_quant);
+	if (c->eval_only && !eval)
+		return bad_usage("%s is an option of 'potc eval'", c->eval_only);
+	if (strcmp(c->cmd, "compile") == 0 && !c->o.out)
+		return bad_usage("no output given: -o OUT.c");
+	if (strcmp(c->cmd, "run") == 0 && (c->nin == 0 || c->nout == 0))
+		return bad_usage("run needs input .npy files and -o OUT.npy for each output");
+	if (eval && (!c->data || !c->labels))
+		return bad_usage("eval needs --data X and --labels Y");
+	if (eval && c->o.out)
+		return bad_usage("eval writes no -o file (--report FILE.json writes the report)");
+	if (c->o.quant.mode != QM_NONE) {
+		c->o.quant.wbits = c->wbits ? c->wbits : 8;
+		c->o.quant.abits = c->abits ? c->abits : 8;
 	}
 	return 0;
 }
 
 static int parse(Cli *c, int argc, char **argv)
 {
+	static const char *const cmds[] = {"run", "info", "eval", NULL};
 	int first = 1;
 	c->cmd = "compile";
-	if (argc > 1 && (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "info") == 0)) {
-		c->cmd = argv[1];
-		first = 2;
-	}
+	c->o.quant.progress = isatty(2);
+	for (int k = 0; argc > 1 && cmds[k]; k++)
+		if (strcmp(argv[1], cmds[k]) == 0) {
+			c->cmd = cmds[k];
+			first = 2;
+		}
 	for (int i = first; i < argc; i++) {
 		const char *a = argv[i];
 		if (a[0] == '-' && a[1]) {
@@ -135,13 +333,18 @@ static int parse(Cli *c, int argc, char **argv)
 			return bad_usage("unexpected argument '%s'", a);
 		}
 	}
-	if (!c->o.model)
-		return bad_usage("no model given%s", "");
-	if (strcmp(c->cmd, "compile") == 0 && !c->o.out)
-		return bad_usage("no output given: -o OUT.c%s", "");
-	if (strcmp(c->cmd, "run") == 0 && (c->nin == 0 || c->nout == 0))
-		return bad_usage("run needs input .npy files and -o OUT.npy for each output%s", "");
-	return 0;
+	return check(c);
+}
+
+static int dispatch(Cli *c, Diag *d)
+{
+	if (strcmp(c->cmd, "info") == 0)
+		return potc_cmd_info(&c->o, d);
+	if (strcmp(c->cmd, "run") == 0)
+		return potc_cmd_run(&c->o, c->npy_in, c->nin, c->npy_out, c->nout, d);
+	if (strcmp(c->cmd, "eval") == 0)
+		return potc_cmd_eval(&c->o, c->data, c->labels, c->report, d);
+	return potc_compile(&c->o, d);
 }
 
 int main(int argc, char **argv)
@@ -162,19 +365,16 @@ int main(int argc, char **argv)
 	}
 	static Cli c;
 	int err = parse(&c, argc, argv);
-	if (err)
-		return err;
-	Diag d;
-	diag_init(&d);
-	if (strcmp(c.cmd, "info") == 0)
-		err = potc_cmd_info(&c.o, &d);
-	else if (strcmp(c.cmd, "run") == 0)
-		err = potc_cmd_run(&c.o, c.npy_in, c.nin, c.npy_out, c.nout, &d);
-	else
-		err = potc_compile(&c.o, &d);
+	if (!err) {
+		Diag d;
+		diag_init(&d);
+		err = dispatch(&c, &d) ? 1 : 0;
+	}
 	for (int i = 0; i < c.o.nshape; i++)
 		free((void *)c.o.shape[i].name);
 	for (int i = 0; i < c.o.nfreeze; i++)
 		free((void *)c.o.freeze[i].name);
-	return err ? 1 : 0;
+	for (int i = 0; i < c.o.quant.nlayer; i++)
+		free((void *)c.o.quant.layer[i].node);
+	return err;
 }

@@ -29,6 +29,7 @@ typedef struct {
 	const char *calib;          /* --calib FILE */
 	int64_t calib_count;        /* --calib-count N, 0 = all */
 	int calib_scale;            /* PotcCalibScale for integer data (--calib-scale) */
+	int64_t eval_limit;         /* `potc eval --limit N`: the first N samples, 0 = all */
 } PotcOptions;
 
 /* onnx_load with the --input-shape and --const bindings applied (import.c). */
@@ -41,9 +42,22 @@ int potc_compile(const PotcOptions *, Diag *);
 /* `potc info`: print inputs, outputs, op histogram, parameters, MACs,
  * arena and weight bytes, and the unsupported ops (info.c). */
 int potc_cmd_info(const PotcOptions *, Diag *);
-/* `potc run`: the float reference evaluator on .npy files (run.c). */
+/* `potc run`: the float reference evaluator on .npy files, or with
+ * o->quant.mode set the integer one on the quantized model, its float
+ * inputs quantized and its outputs dequantized (run.c). */
 int potc_cmd_run(const PotcOptions *, const char *const *in, int nin,
                  const char *const *out, int nout, Diag *);
+/* The caller's side of a quantized graph input or output t (t->q set, an
+ * integer dtype): ir_numel(t) floats to integers (ir_quantize: rounding
+ * half away from zero, saturating) and back (ir_dequantize) (run.c). */
+void potc_quantize(const Tensor *t, const float *x, void *q);
+void potc_dequantize(const Tensor *t, const void *q, float *x);
+/* `potc eval`: top-1 accuracy of the float model on data (model inputs)
+ * against labels (integer classes), and with o->quant.mode set the
+ * quantized model's, their agreement and per-tensor SQNR; report (may be
+ * NULL) gets all of it as JSON, with every Quant and accumulator bound (eval.c). */
+int potc_cmd_eval(const PotcOptions *, const char *data, const char *labels,
+                  const char *report, Diag *);
 /* The npy_io element type (NpyType) of an IR dtype, -1 if none. */
 int potc_npy_type(DType);
 /* Names of the pipeline's passes in order, NULL-terminated. */
