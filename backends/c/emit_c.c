@@ -326,6 +326,40 @@ void ec_array(Ctx *c, const char *name, DType dt, int64_t n, const void *data)
 	c->wbytes += n * (int64_t)ir_dtype_size(dt);
 }
 
+int ec_pack_width(const Quant *q)
+{
+	return !q || q->bits > 4 ? 0 : q->bits > 2 ? 4 : 2;
+}
+
+void ec_array_packed_data(Ctx *c, const char *name, DType dt, int width, int64_t n, const void *data)
+{
+	int per = 8 / width;
+	int64_t nb = (n + per - 1) / per;
+	uint8_t *b = calloc((size_t)(nb ? nb : 1), 1);
+	if (!b) {
+		ec_fail(c, "out of memory");
+		return;
+	}
+	for (int64_t i = 0; i < n; i++) {
+		/* the low `width` bits of the two's complement value (of the
+		 * value itself when unsigned) */
+		uint64_t v = (uint64_t)(int64_t)ir_load(dt, data, i);
+		b[i / per] |= (uint8_t)((v & ((1u << width) - 1)) << (i % per * width));
+	}
+	ec_line(&c->c, "/* %lld %d-bit values, %d a byte, low bits first */", (long long)n, width, per);
+	ec_array(c, name, DT_U8, nb, b);
+	free(b);
+}
+
+void ec_array_packed(Ctx *c, const char *name, const Tensor *w)
+{
+	int width = ec_pack_width(w->q);
+	if (!width)
+		ec_array(c, name, w->dtype, ir_numel(w), w->data);
+	else
+		ec_array_packed_data(c, name, w->dtype, width, ir_numel(w), w->data);
+}
+
 /* The array of constant tensor t, printed on first use. */
 static const char *const_name(Ctx *c, int t)
 {
@@ -858,6 +892,22 @@ static void port_macros(Ctx *c, Out *h, const char *P, const char *kind, int i, 
 	ec_line(h, "#define %s_%s%d_RANK %d", P, kind, i, T->rank);
 	ec_line(h, "#define %s_%s%d_DIMS %s", P, kind, i, dims_text(c->g, T));
 	ec_line(h, "#define %s_%s%d_SIZE %lld", P, kind, i, (long long)ir_numel(T));
+	if (T->q) {
+		/* for callers converting to and from real values; model.c never
+		 * uses the (double) scale */
+		const Quant *q = T->q;
+		ec_line(h, "#define %s_%s%d_BITS %d", P, kind, i, q->bits);
+		char sc[40];
+		snprintf(sc, sizeof sc, "%.17g", q->scale[0]);
+		if (!strpbrk(sc, ".eEn"))   /* a double literal, also for 1 or 256 */
+			strcat(sc, ".0");
+		ec_line(h, "#define %s_%s%d_SCALE %s", P, kind, i, sc);
+		ec_line(h, "#define %s_%s%d_ZP %ld", P, kind, i, (long)q->zp[0]);
+		ec_line(h, "#define %s_%s%d_QMIN %ld", P, kind, i, (long)ir_qmin(q));
+		ec_line(h, "#define %s_%s%d_QMAX %ld", P, kind, i, (long)ir_qmax(q));
+		if (q->frac)
+			ec_line(h, "#define %s_%s%d_FRAC %d", P, kind, i, q->frac[0]);
+	}
 }
 
 static void emit_header(Ctx *c, FILE *hf)
@@ -888,10 +938,19 @@ static void emit_header(Ctx *c, FILE *hf)
 		ec_line(&h, " *   The arena is a static array inside the model: not reentrant.");
 	}
 	ec_line(&h, " *");
-	ec_line(&h, " * Plain C99.  For speed build with -O3 and the target's vector ISA");
-	ec_line(&h, " * (e.g. -O3 -march=native); -ffp-contract=fast also allows FMAs, which");
-	ec_line(&h, " * changes results in the last bits (without it they are bit-identical to");
-	ec_line(&h, " * potc's reference evaluator on the same libm).  Needs -lm.");
+	if (c->quant) {
+		ec_line(&h, " * Quantized: integers only (no floating point, no libm; any C99 compiler,");
+		ec_line(&h, " * cores without an FPU), bit-identical to potc's integer evaluator.");
+		ec_line(&h, " * Each port holds integers q meaning %s_*_SCALE * (q - %s_*_ZP), q in", P, P);
+		ec_line(&h, " * [%s_*_QMIN, %s_*_QMAX] (%s_*_BITS bits; %s_*_FRAC: SCALE = 2^-FRAC).", P, P, P, P);
+		ec_line(&h, " * Quantize inputs as round(x / SCALE) + ZP, ties away from zero, clamped;");
+		ec_line(&h, " * dequantize outputs as SCALE * (q - ZP).  For speed build with -O3.");
+	} else {
+		ec_line(&h, " * Plain C99.  For speed build with -O3 and the target's vector ISA");
+		ec_line(&h, " * (e.g. -O3 -march=native); -ffp-contract=fast also allows FMAs, which");
+		ec_line(&h, " * changes results in the last bits (without it they are bit-identical to");
+		ec_line(&h, " * potc's reference evaluator on the same libm).  Needs -lm.");
+	}
 	ec_line(&h, " */");
 	ec_line(&h, "#ifndef %s", guard);
 	ec_line(&h, "#define %s", guard);
@@ -1039,6 +1098,12 @@ static int check_graph(Ctx *c)
 			return ec_fail(c, "graph %s \"%s\" is %s, which the C backend does not support",
 			               i < g->ninput ? "input" : "output", T->name, ir_dtype_name(T->dtype));
 	}
+	for (int i = 0; i < g->ninput + g->noutput; i++) {
+		const Tensor *T = &g->tensor[i < g->ninput ? g->input[i] : g->output[i - g->ninput]];
+		if (T->q && T->q->nch != 1)
+			return ec_fail(c, "graph %s \"%s\" has a scale per channel; ports need one",
+			               i < g->ninput ? "input" : "output", T->name);
+	}
 	if (g->arena_bytes > 0x7fffffff - 65536)
 		return ec_fail(c, "the arena needs more than 2 GiB");
 	return c->quant ? check_integer(c) : 0;
@@ -1060,6 +1125,26 @@ static void banner(Ctx *c)
 		/* integer only: the arithmetic every quantized kernel calls */
 		ec_line(&c->c, "/* ---- runtime/fixed/potc_fixed.h (docs/integer-semantics.md) ---- */");
 		fputs(embed_potc_fixed_h, c->c.f);
+		ec_line(&c->c, "");
+		ec_line(&c->c, "/* Element i of packed sub-byte weights (ec_array_packed): signed and");
+		ec_line(&c->c, " * unsigned 4-bit fields (two a byte) and 2-bit fields (four a byte),");
+		ec_line(&c->c, " * low bits first; (f ^ 8) - 8 sign-extends without shifting a negative. */");
+		ec_line(&c->c, "static inline int32_t pk_s4(const uint8_t *p, long i)");
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "return (int32_t)((p[i >> 1] >> ((i & 1) * 4) & 15) ^ 8) - 8;");
+		ec_line(&c->c, "}");
+		ec_line(&c->c, "static inline int32_t pk_u4(const uint8_t *p, long i)");
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "return (int32_t)(p[i >> 1] >> ((i & 1) * 4) & 15);");
+		ec_line(&c->c, "}");
+		ec_line(&c->c, "static inline int32_t pk_s2(const uint8_t *p, long i)");
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "return (int32_t)((p[i >> 2] >> ((i & 3) * 2) & 3) ^ 2) - 2;");
+		ec_line(&c->c, "}");
+		ec_line(&c->c, "static inline int32_t pk_u2(const uint8_t *p, long i)");
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "return (int32_t)(p[i >> 2] >> ((i & 3) * 2) & 3);");
+		ec_line(&c->c, "}");
 		ec_line(&c->c, "");
 	}
 }

@@ -89,6 +89,23 @@ const Tensor *ec_tout(const Ctx *, int j);
 const char *ec_x(Ctx *, int j);
 /* Print `static const T name[n] = {...};` (a re-laid-out weight). */
 void ec_array(Ctx *, const char *name, DType, int64_t n, const void *data);
+/* Sub-byte weights (quantized model.c only).  A weight whose Quant has
+ * bits <= 4 may be stored packed: ec_pack_width gives the field width, 4
+ * (bits 3..4: two fields a byte) or 2 (bits 2: four a byte), 0 for bits
+ * > 4 (not packed).  Element i (in the order given: ec_array_packed uses
+ * the tensor's row-major order; ec_array_packed_data takes any n values
+ * of dtype dt, e.g. a re-laid-out copy) is field i % per of byte i / per,
+ * low bits first: bits [k*width, (k+1)*width) of the byte for k = i % per;
+ * a field is the value's two's complement low bits (plain bits when
+ * unsigned); unused fields of the last byte are 0.  It prints
+ * `static const uint8_t name[ceil(n / per)]` and counts those bytes in
+ * NAME_WEIGHT_BYTES; ec_array_packed with width 0 prints the tensor
+ * unpacked.  Kernels read element i with the helpers every quantized
+ * model.c defines after potc_fixed.h: int32_t pk_s4(const uint8_t *p,
+ * long i), pk_u4, pk_s2, pk_u2 (no shifts of negative values). */
+int ec_pack_width(const Quant *);
+void ec_array_packed(Ctx *, const char *name, const Tensor *w);
+void ec_array_packed_data(Ctx *, const char *name, DType dt, int width, int64_t n, const void *data);
 /* Signature and opening brace of the node's function; scratch bytes > 0
  * adds parameter s. */
 void ec_begin(Ctx *, int64_t scratch);

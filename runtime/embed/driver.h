@@ -2,6 +2,7 @@
  * the model: potc prints, between this header and driver_main.c,
  *   #define DRV_NIN n, DRV_NOUT m            (number of model inputs, outputs)
  *   static const DrvPort drv_in[], drv_out[] (at least one entry each)
+ *   (quantization from the model header's NAME_INi_SCALE, _ZP, _QMIN, _QMAX)
  *   static int drv_run(void *const *in, void *const *out)
  * where drv_run calls NAME_run on one batch. */
 #ifndef DRIVER_H
@@ -17,6 +18,12 @@ typedef struct {
 	int rank;
 	long dim[DRV_MAXRANK];
 	long size;               /* elements */
+	/* A quantized model's port (quant = 1): the buffer holds integers q
+	 * meaning scale * (q - zp), q in [qmin, qmax].  The driver quantizes
+	 * float inputs and dequantizes outputs unless --raw. */
+	int quant;
+	double scale;
+	long zp, qmin, qmax;
 } DrvPort;
 
 #endif

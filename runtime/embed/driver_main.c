@@ -1,10 +1,15 @@
 /* main() of a generated driver:
- *   PROG IN0.npy [IN1.npy ...] [-o OUT0.npy ...] [--time N]
+ *   PROG IN0.npy [IN1.npy ...] [-o OUT0.npy ...] [--time N] [--raw]
  * Inputs must have the model's shape, or a leading dim that is a multiple
  * of the model's (then the model runs once per batch and the outputs are
  * stacked along dim 0; an input of exactly the model's shape is shared by
  * every batch).  --time N runs the first batch N more times and prints
- * "median_us X" on stderr.  Exit 1 on a bad file, 2 on bad usage. */
+ * "median_us X" on stderr.  Exit 1 on a bad file, 2 on bad usage.
+ * A quantized model's ports hold integers: the driver quantizes float
+ * inputs (round half away from zero, + zp, clamped to the bit range, as
+ * potc's ir_quantize) and writes dequantized float32 outputs; with --raw
+ * it reads and writes the integer tensors themselves (.npy of the port's
+ * integer dtype, no conversion).  Model code never sees a float. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +21,7 @@ static const char *drv_prog = "driver";
 
 static void drv_usage(const char *why)
 {
-	fprintf(stderr, "%s: %s\nusage: %s IN0.npy [IN1.npy ...] [-o OUT0.npy ...] [--time N]\n",
+	fprintf(stderr, "%s: %s\nusage: %s IN0.npy [IN1.npy ...] [-o OUT0.npy ...] [--time N] [--raw]\n",
 	        drv_prog, why, drv_prog);
 	exit(2);
 }
@@ -65,6 +70,7 @@ typedef struct {
 	const char *out[DRV_NOUT > 0 ? DRV_NOUT : 1];
 	int nin, nout;
 	long time;
+	int raw;                 /* --raw: integer tensors as they are */
 } DrvArgs;
 
 static void drv_args(int argc, char **argv, DrvArgs *a)
@@ -84,6 +90,8 @@ static void drv_args(int argc, char **argv, DrvArgs *a)
 			a->time = strtol(argv[i], &end, 10);
 			if (*end || a->time < 1)
 				drv_usage("--time needs a positive count");
+		} else if (strcmp(argv[i], "--raw") == 0) {
+			a->raw = 1;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			drv_usage("unknown option");
 		} else if (a->nin < DRV_NIN) {
@@ -99,8 +107,33 @@ static void drv_args(int argc, char **argv, DrvArgs *a)
 	}
 }
 
+/* ir_quantize: clamp(round(v / scale) + zp) with ties away from zero;
+ * NaN gives zp. */
+static long drv_quantize(const DrvPort *p, double v)
+{
+	if (v != v)
+		return p->zp;
+	v /= p->scale;
+	/* beyond 2^40 the clamp below decides; inside, truncating x + 0.5 is
+	 * floor(x + 0.5) for x >= 0, without libm */
+	v = v > 0x1p40 ? 0x1p40 : v < -0x1p40 ? -0x1p40 : v;
+	v = (v < 0 ? -(double)(long long)(-v + 0.5) : (double)(long long)(v + 0.5)) + (double)p->zp;
+	return v < (double)p->qmin ? p->qmin : v > (double)p->qmax ? p->qmax : (long)v;
+}
+
+/* A float input of a quantized port, as its integers in buf. */
+static int drv_quantize_all(const Npy *a, const DrvPort *p, void *buf)
+{
+	double *f = drv_alloc(sizeof *f * (size_t)a->count);
+	int bad = npy_convert(a, NPY_F8, f);
+	for (long i = 0; !bad && i < a->count; i++)
+		npy_seti(p->type, buf, i, drv_quantize(p, f[i]));
+	free(f);
+	return bad;
+}
+
 /* Read input i, convert it to the model's type; returns its batch count. */
-static long drv_load(const char *path, const DrvPort *p, void **buf)
+static long drv_load(const char *path, const DrvPort *p, int raw, void **buf)
 {
 	Npy a;
 	char err[512], want[160], got[160];
@@ -114,9 +147,10 @@ static long drv_load(const char *path, const DrvPort *p, void **buf)
 		drv_die(path, err);
 	}
 	*buf = drv_alloc((size_t)a.count * npy_size(p->type));
-	if (npy_convert(&a, p->type, *buf)) {
-		snprintf(err, sizeof err, "dtype %s does not fit input \"%s\" (%s)", npy_descr(a.type), p->name,
-		         npy_descr(p->type));
+	if (p->quant && raw ? a.type != p->type || npy_convert(&a, p->type, *buf)
+	    : p->quant ? drv_quantize_all(&a, p, *buf) : npy_convert(&a, p->type, *buf)) {
+		snprintf(err, sizeof err, "dtype %s does not fit input \"%s\" (%s%s)", npy_descr(a.type), p->name,
+		         p->quant && !raw ? "a float type, or --raw with " : "", npy_descr(p->type));
 		drv_die(path, err);
 	}
 	npy_free(&a);
@@ -150,16 +184,30 @@ static void drv_time(long n, void *const *in, void *const *out)
 	free(t);
 }
 
-static void drv_write(const char *path, const DrvPort *p, long nb, const void *data)
+/* Write output p of nb batches; a quantized port dequantized to float32
+ * (scale * (q - zp), as potc's ir_dequantize) unless raw. */
+static void drv_write(const char *path, const DrvPort *p, long nb, const void *data, int raw)
 {
 	long dim[DRV_MAXRANK] = {0};
 	char err[200];
+	float *f = NULL;
 	for (int i = 0; i < p->rank; i++)
 		dim[i] = p->dim[i];
 	if (p->rank > 0)
 		dim[0] *= nb;
-	if (npy_write(path, p->type, p->rank, dim, data, err, sizeof err))
+	if (p->quant && !raw) {
+		Npy q;
+		memset(&q, 0, sizeof q);
+		q.type = p->type;
+		q.count = nb * p->size;
+		q.data = (void *)data;
+		f = drv_alloc(sizeof *f * (size_t)q.count);
+		for (long i = 0; i < q.count; i++)
+			f[i] = (float)(p->scale * (double)(npy_geti(&q, i) - p->zp));
+	}
+	if (npy_write(path, f ? NPY_F4 : p->type, p->rank, dim, f ? (const void *)f : data, err, sizeof err))
 		drv_die(path, err);
+	free(f);
 }
 
 int main(int argc, char **argv)
@@ -172,7 +220,7 @@ int main(int argc, char **argv)
 		drv_prog = argv[0];
 	drv_args(argc, argv, &a);
 	for (int i = 0; i < DRV_NIN; i++) {
-		nbi[i] = drv_load(a.in[i], &drv_in[i], &in[i]);
+		nbi[i] = drv_load(a.in[i], &drv_in[i], a.raw, &in[i]);
 		if (nbi[i] > 1 && nb > 1 && nbi[i] != nb)
 			drv_die(a.in[i], "inputs disagree on the number of batches");
 		nb = nbi[i] > nb ? nbi[i] : nb;
@@ -200,7 +248,7 @@ int main(int argc, char **argv)
 			free(cout[j]);
 	}
 	for (int j = 0; j < a.nout; j++)
-		drv_write(a.out[j], &drv_out[j], nb, out[j]);
+		drv_write(a.out[j], &drv_out[j], nb, out[j], a.raw);
 	for (int i = 0; i < DRV_NIN; i++)
 		free(in[i]);
 	for (int j = 0; j < DRV_NOUT; j++)
