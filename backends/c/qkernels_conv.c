@@ -1,12 +1,655 @@
-/* Integer Conv, Gemm and MatMul (stubs until written). */
+/* Integer Conv, Gemm and MatMul (nodes with a QNode; the formula is in
+ * docs/integer-semantics.md, "The integer IR"):
+ *
+ *     acc[c] = bias[c] + sum_k (x_k - zp_x) * (w_ck - zw[c])   (int32, or int64)
+ *     y      = potc_out(potc_rescale(acc, r[c]), zp_y, lo, hi)
+ *
+ * with padded taps contributing 0.  Every kernel computes exactly that, bit
+ * for bit, by exact integer algebra:
+ *   - weights are re-laid out at compile time as w' = w - zw;
+ *   - the kernels multiply raw activations, or raw ones plus a constant
+ *     offset o (s8 -> u8 for the u8 x s8 dot-product instructions), and the
+ *     bias absorbs the rest: acc = (bias - (zp_x + o) * sum w') + sum (x + o)
+ *     * w', computed at compile time in int64.  Pads hold zp_x + o, so a
+ *     padded tap adds (zp_x + o) * w' and the bias takes it away again;
+ *   - an int32 accumulator is summed modulo 2^32 (uint32_t in C, the
+ *     wrapping vector adds and dot products in SIMD): the pass proved the
+ *     true sum fits int32, so the sum modulo 2^32 is that sum, whatever the
+ *     order and whatever the intermediate values.  C's unsigned arithmetic
+ *     makes that free of undefined behaviour; the final conversion back to
+ *     int32 is written so that it is defined too (U2S below);
+ *   - an int64 accumulator (QNode.acc64) never overflows: products are at
+ *     most 2^24 in magnitude.
+ * The requantisation is potc_rescale and potc_out from the pasted
+ * potc_fixed.h, or vector code that computes the same function exactly.
+ *
+ * Plain C comes first (the fallback for every target and every shape); the
+ * per-target paths under #if are added where the shapes allow them. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "emit_impl.h"
+
+/* uint32_t u (a sum modulo 2^32) as the int32_t it stands for, without
+ * the implementation-defined conversion of values above INT32_MAX. */
+#define U2S(u) "(" u " > 0x7fffffffu ? -(int32_t)~" u " - 1 : (int32_t)" u ")"
+
+/* ---- what every kernel reads from the node ---- */
+
+/* The output side: requantisation per output channel. */
+typedef struct {
+	DType xt, yt;          /* activation and output dtypes */
+	int32_t zx, zy, lo, hi;
+	int acc64;
+	int64_t M;             /* output channels */
+	Rescale *r;            /* [M] */
+	int r1;                /* one Rescale for all channels */
+} QOut;
+
+static int qt_int(DType t)
+{
+	return t == DT_I8 || t == DT_U8 || t == DT_I16 || t == DT_U16;
+}
+
+/* The common checks and the output side; x is input 0. */
+static int qout_init(Ctx *c, QOut *o, const Tensor *x, const Tensor *y, int64_t M)
+{
+	const QNode *q = c->n->q;
+	if (!q || !x || !y || !x->q || !y->q)
+		return ec_fail(c, "integer kernel without quantization parameters");
+	if (!qt_int(x->dtype) || !qt_int(y->dtype))
+		return ec_fail(c, "integer kernel: input %s, output %s (want i8/u8/i16/u16)",
+		               ir_dtype_name(x->dtype), ir_dtype_name(y->dtype));
+	for (int i = 1; i < x->q->nch; i++)
+		if (x->q->zp[i] != x->q->zp[0])
+			return ec_fail(c, "integer kernel: per-channel input zero points");
+	if (q->nr != 1 && q->nr != M)
+		return ec_fail(c, "%d rescales for %lld output channels", q->nr, (long long)M);
+	if (q->lo > q->hi)
+		return ec_fail(c, "empty output range [%d, %d]", (int)q->lo, (int)q->hi);
+	o->xt = x->dtype;
+	o->yt = y->dtype;
+	o->zx = x->q->zp[0];
+	o->zy = y->q->zp[0];
+	o->lo = q->lo;
+	o->hi = q->hi;
+	o->acc64 = q->acc64;
+	o->M = M;
+	o->r = arena_alloc(c->g->arena, sizeof *o->r * (size_t)(M > 0 ? M : 1));
+	o->r1 = 1;
+	for (int64_t m = 0; m < M; m++) {
+		Rescale r = q->r[q->nr == 1 ? 0 : m];
+		if ((r.m == 0 && (r.n < -31 || r.n > 62)) || (r.m != 0 && (r.m < (1 << 30) || r.n < -31 || r.n > 31)))
+			return ec_fail(c, "rescale {%d, %d} out of range", (int)r.m, r.n);
+		o->r[m] = r;
+		o->r1 &= r.m == o->r[0].m && r.n == o->r[0].n;
+	}
+	return 0;
+}
+
+/* Narrowest integer dtype holding every v[i]. */
+static DType narrow_of(const int32_t *v, int64_t n)
+{
+	int32_t lo = 0, hi = 0;
+	for (int64_t i = 0; i < n; i++) {
+		lo = v[i] < lo ? v[i] : lo;
+		hi = v[i] > hi ? v[i] : hi;
+	}
+	if (lo >= -128 && hi <= 127)
+		return DT_I8;
+	if (lo >= -32768 && hi <= 32767)
+		return DT_I16;
+	return DT_I32;
+}
+
+/* Print int32 values as an array of dtype dt (which holds them all). */
+static void put_i32(Ctx *c, const char *name, DType dt, const int32_t *v, int64_t n)
+{
+	size_t es = ir_dtype_size(dt);
+	unsigned char *b = malloc(es * (size_t)(n > 0 ? n : 1));
+	for (int64_t i = 0; i < n; i++) {
+		if (dt == DT_I8) {
+			int8_t e = (int8_t)v[i];
+			memcpy(b + i * es, &e, es);
+		} else if (dt == DT_I16) {
+			int16_t e = (int16_t)v[i];
+			memcpy(b + i * es, &e, es);
+		} else {
+			memcpy(b + i * es, &v[i], es);
+		}
+	}
+	ec_array(c, name, dt, n, b);
+	free(b);
+}
+
+/* Folded biases: bias[m] - k * sumw[m], as int32 modulo 2^32 (an int32
+ * accumulator) or exactly as int64. */
+static void put_bias(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
+                     int64_t M)
+{
+	int64_t *v = malloc(sizeof *v * (size_t)(M > 0 ? M : 1));
+	int32_t *v32 = malloc(sizeof *v32 * (size_t)(M > 0 ? M : 1));
+	for (int64_t m = 0; m < M; m++) {
+		v[m] = bias[m] - k * sumw[m];
+		uint32_t u = (uint32_t)(uint64_t)v[m];   /* modulo 2^32 */
+		v32[m] = u > 0x7fffffffu ? -(int32_t)~u - 1 : (int32_t)u;
+	}
+	if (o->acc64)
+		ec_array(c, name, DT_I64, M, v);
+	else
+		ec_array(c, name, DT_I32, M, v32);
+	free(v);
+	free(v32);
+}
+
+/* Rescale tables n<id>_rm, n<id>_rn when channels differ. */
+static void put_rescale(Ctx *c, const QOut *o)
+{
+	if (o->r1)
+		return;
+	int32_t *t = malloc(sizeof *t * (size_t)o->M * 2);
+	for (int64_t m = 0; m < o->M; m++) {
+		t[m] = o->r[m].m;
+		t[o->M + m] = o->r[m].n;
+	}
+	put_i32(c, arena_printf(c->g->arena, "n%d_rm", c->id), DT_I32, t, o->M);
+	put_i32(c, arena_printf(c->g->arena, "n%d_rn", c->id), narrow_of(t + o->M, o->M), t + o->M, o->M);
+	free(t);
+}
+
+/* "rm" and "rn" of channel expression ch: literals or table entries. */
+static void rescale_args(Ctx *c, const QOut *o, const char *ch, const char **rm, const char **rn)
+{
+	if (o->r1) {
+		*rm = arena_printf(c->g->arena, "%ld", (long)o->r[0].m);
+		*rn = arena_printf(c->g->arena, "%d", o->r[0].n);
+	} else {
+		*rm = arena_printf(c->g->arena, "n%d_rm[%s]", c->id, ch);
+		*rn = arena_printf(c->g->arena, "n%d_rn[%s]", c->id, ch);
+	}
+}
+
+/* dst = out(rescale(acc)): acc an int32_t or int64_t expression. */
+static void store_q(Ctx *c, const QOut *o, const char *dst, const char *acc, const char *rm, const char *rn)
+{
+	ec_line(&c->c, "%s = (%s)potc_out(potc_rescale%s(%s, %s, %s), %ld, %ld, %ld);", dst, ec_ctype(o->yt),
+	        o->acc64 ? "64" : "", acc, rm, rn, (long)o->zy, (long)o->lo, (long)o->hi);
+}
+
+/* The accumulator type and its update `t += x * w` for an int32 (modulo
+ * 2^32) or int64 accumulator. */
+static const char *acc_type(const QOut *o)
+{
+	return o->acc64 ? "int64_t" : "uint32_t";
+}
+
+static const char *acc_add(Ctx *c, const QOut *o, const char *xe, const char *we)
+{
+	if (o->acc64)
+		return arena_printf(c->g->arena, "(int64_t)%s * %s", xe, we);
+	return arena_printf(c->g->arena, "(uint32_t)((int32_t)%s * %s)", xe, we);
+}
+
+/* Store accumulator `t[j]` (type acc_type) through an int32 view. */
+static void store_acc(Ctx *c, const QOut *o, const char *dst, const char *t, const char *rm, const char *rn)
+{
+	if (o->acc64) {
+		store_q(c, o, dst, t, rm, rn);
+		return;
+	}
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "const uint32_t u = %s;", t);
+	store_q(c, o, dst, U2S("u"), rm, rn);
+	ec_line(&c->c, "}");
+}
+
+/* ---- Conv ---- */
+
+typedef struct {
+	QOut o;
+	Geom G;
+	int64_t N, C, M, Cg, Mg, grp, K;  /* K = Cg * kernel size */
+	int32_t *w;                       /* [M][K] w - zw, K in (ci, kz, ky, kx) order */
+	int64_t *bias, *sumw;             /* [M] */
+	int padded;
+	int64_t pin[3], pst[3], plane;    /* the (padded) input plane */
+	const char *x;
+	int64_t scratch;                  /* bytes, the largest any target needs */
+} QConv;
+
+static void qconv_pad_dims(QConv *v)
+{
+	const Geom *G = &v->G;
+	v->padded = 0;
+	for (int i = 0; i < 3; i++) {
+		v->pin[i] = G->in[i] + G->pb[i] + G->pe[i];
+		v->padded |= G->pb[i] || G->pe[i];
+	}
+	v->pst[2] = 1;
+	v->pst[1] = v->pin[2];
+	v->pst[0] = v->pin[1] * v->pin[2];
+	v->plane = v->pst[0] * v->pin[0];
+}
+
+static int qconv_init(Ctx *c, QConv *v)
+{
+	const Tensor *x = ec_tin(c, 0), *w = ec_tin(c, 1), *b = ec_tin(c, 2), *y = ec_tout(c, 0);
+	if (!x || !w || !y)
+		return ec_fail(c, "Conv needs an input and weights");
+	if (w->kind != TK_CONST || !ec_isint(w->dtype))
+		return ec_fail(c, "integer Conv needs constant integer weights");
+	if (b && (b->kind != TK_CONST || !ec_isint(b->dtype)))
+		return ec_fail(c, "integer Conv needs a constant integer bias");
+	if (ec_geom(c, x, y, &v->G))
+		return 1;
+	for (int i = 0; i < 3; i++)
+		if (v->G.pb[i] < 0 || v->G.pe[i] < 0)
+			return ec_fail(c, "negative pads");
+	v->N = x->dim[0];
+	v->C = x->dim[1];
+	v->M = y->dim[1];
+	v->grp = c->n->a.win.group;
+	if (v->grp < 1 || v->C % v->grp || v->M % v->grp || x->dim[0] != y->dim[0])
+		return ec_fail(c, "group %lld does not divide the channels", (long long)v->grp);
+	v->Cg = v->C / v->grp;
+	v->Mg = v->M / v->grp;
+	v->K = v->Cg * v->G.ksz;
+	if (w->rank != x->rank || w->dim[0] != v->M || w->dim[1] != v->Cg || ec_prod(w, 2, w->rank) != v->G.ksz)
+		return ec_fail(c, "weight shape does not match input, output and kernel");
+	if (b && ir_numel(b) != v->M)
+		return ec_fail(c, "bias has %lld elements for %lld output channels", (long long)ir_numel(b),
+		               (long long)v->M);
+	if (qout_init(c, &v->o, x, y, v->M))
+		return 1;
+	size_t n = (size_t)(v->M * v->K > 0 ? v->M * v->K : 1);
+	v->w = arena_alloc(c->g->arena, sizeof *v->w * n);
+	v->bias = arena_alloc(c->g->arena, sizeof *v->bias * (size_t)(v->M + 1));
+	v->sumw = arena_alloc(c->g->arena, sizeof *v->sumw * (size_t)(v->M + 1));
+	for (int64_t m = 0; m < v->M; m++) {
+		for (int64_t k = 0; k < v->K; k++) {
+			int64_t i = m * v->K + k;
+			int64_t wv = ir_get_i64(w, i) - (w->q ? w->q->zp[ir_quant_channel(w, i)] : 0);
+			v->w[i] = (int32_t)wv;
+			v->sumw[m] += wv;
+		}
+		v->bias[m] = b ? ir_get_i64(b, m) : 0;
+	}
+	qconv_pad_dims(v);
+	v->x = ec_x(c, 0);
+	return 0;
+}
+
+/* A pointwise Conv (1x1 kernel, stride 1, no pad) is one row of all pixels. */
+static void qconv_flatten(QConv *v)
+{
+	Geom *G = &v->G;
+	int pw = G->ksz == 1 && !v->padded;
+	for (int i = 0; i < 3; i++)
+		pw &= G->s[i] == 1;
+	if (!pw || G->out[2] == G->outsz)
+		return;
+	int64_t n = G->outsz;
+	for (int i = 0; i < 3; i++) {
+		G->in[i] = G->out[i] = i == 2 ? n : 1;
+		G->ist[i] = G->ost[i] = i == 2 ? 1 : n;
+	}
+	qconv_pad_dims(v);
+}
+
+static int64_t align16(int64_t n)
+{
+	return (n + 15) / 16 * 16;
+}
+
+/* Plain C: per output channel and output row, a row of accumulators
+ * t[OW] in scratch, summed tap by tap along the row (the loop that C
+ * compilers vectorise), then requantised.  Padded inputs are copied into
+ * scratch planes filled with zp_x first.  Any groups, strides, dilations,
+ * 1-3 spatial dims. */
+static int64_t plain_conv_scratch(const QConv *v)
+{
+	int64_t xb = v->padded ? align16(v->C * v->plane * (int64_t)ir_dtype_size(v->o.xt)) : 0;
+	return xb + v->G.out[2] * (v->o.acc64 ? 8 : 4);
+}
+
+/* Fill scratch xp with zp_x and copy image n's rows into the padded
+ * planes. */
+static void plain_pad_copy(Ctx *c, const QConv *v, const char *tx, const char *nv)
+{
+	const Geom *G = &v->G;
+	int64_t total = v->C * v->plane;
+	if (ir_dtype_size(v->o.xt) == 1)
+		ec_line(&c->c, "memset(xp, %d, %lld);", (int)(v->o.zx & 0xff), (long long)total);
+	else
+		ec_line(&c->c, "for (long i = 0; i < %lld; i++) xp[i] = %ld;", (long long)total, (long)v->o.zx);
+	const char *iz = G->in[0] > 1 ? "iz" : "";
+	ec_line(&c->c, "for (long ch = 0; ch < %lld; ch++)", (long long)v->C);
+	if (*iz)
+		ec_line(&c->c, "for (long iz = 0; iz < %lld; iz++)", (long long)G->in[0]);
+	ec_line(&c->c, "\tfor (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
+	ec_line(&c->c, "\t\tmemcpy(xp + %s, %s + %s, %lld * sizeof(%s));",
+	        ec_aff(c, G->pb[0] * v->pst[0] + G->pb[1] * v->pst[1] + G->pb[2], "ch", v->plane, iz, v->pst[0], "iy",
+	               v->pst[1], NULL),
+	        v->x, ec_aff(c, 0, nv, v->C * G->insz, "ch", G->insz, iz, G->ist[0], "iy", G->ist[1], NULL),
+	        (long long)G->in[2], tx);
+}
+
+static void plain_conv(Ctx *c, QConv *v)
+{
+	const Geom *G = &v->G;
+	const QOut *o = &v->o;
+	const char *tx = ec_ctype(o->xt), *at = acc_type(o);
+	char wn[32], bn[32];
+	snprintf(wn, sizeof wn, "n%d_w", c->id);
+	snprintf(bn, sizeof bn, "n%d_b", c->id);
+	DType wt = narrow_of(v->w, v->M * v->K);
+	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; bias - zp_x * sum(w - zw) */", (long long)v->M, (long long)v->K);
+	put_i32(c, wn, wt, v->w, v->M * v->K);
+	put_bias(c, o, bn, v->bias, v->sumw, o->zx, v->M);
+	put_rescale(c, o);
+	ec_begin(c, v->scratch);
+	int64_t xb = v->padded ? align16(v->C * v->plane * (int64_t)ir_dtype_size(o->xt)) : 0;
+	if (v->padded)
+		ec_line(&c->c, "%s *const xp = (%s *)(void *)s;", tx, tx);
+	ec_line(&c->c, "%s *const t = (%s *)(void *)((unsigned char *)s + %lld);", at, at, (long long)xb);
+	const char *nv = v->N > 1 ? "n" : "";
+	if (*nv)
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
+	else
+		ec_line(&c->c, "{");
+	if (v->padded)
+		plain_pad_copy(c, v, tx, nv);
+	const char *src = v->padded ? "xp" : v->x;
+	int64_t ximg = v->padded ? 0 : v->C * v->plane;
+	ec_line(&c->c, "for (long m = 0; m < %lld; m++) {", (long long)v->M);
+	const char *gv = v->grp > 1 ? "g" : "";
+	if (*gv)
+		ec_line(&c->c, "const long g = m / %lld;", (long long)v->Mg);
+	ec_line(&c->c, "const %s *const w = %s + m * %lld;", ec_ctype(wt), wn, (long long)v->K);
+	ec_line(&c->c, "const %s b = (%s)%s[m];", at, at, bn);
+	ec_line(&c->c, "const %s *const xg = %s + %s;", tx, src, ec_aff(c, 0, nv, ximg, gv, v->Cg * v->plane, NULL));
+	ec_line(&c->c, "%s *const ym = y0 + %s;", ec_ctype(o->yt), ec_aff(c, 0, nv, v->M * G->outsz, "m", G->outsz, NULL));
+	const char *oz = G->out[0] > 1 ? "oz" : "", *oy = G->out[1] > 1 ? "oy" : "";
+	if (*oz)
+		ec_line(&c->c, "for (long oz = 0; oz < %lld; oz++)", (long long)G->out[0]);
+	if (*oy)
+		ec_line(&c->c, "for (long oy = 0; oy < %lld; oy++)", (long long)G->out[1]);
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "const %s *const xr = xg + %s;", tx,
+	        ec_aff(c, 0, oz, G->s[0] * v->pst[0], oy, G->s[1] * v->pst[1], NULL));
+	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)G->out[2]);
+	ec_line(&c->c, "\tt[ox] = b;");
+	/* the taps: loops over input channel and kernel dims longer than 1 */
+	static const char *const kv[3] = {"kz", "ky", "kx"};
+	const char *k[3];
+	int open = 0;
+	if (v->Cg > 1) {
+		ec_line(&c->c, "for (long ci = 0; ci < %lld; ci++)", (long long)v->Cg);
+		c->c.depth++;
+		open++;
+	}
+	for (int i = 0; i < 3; i++) {
+		k[i] = G->k[i] > 1 ? kv[i] : "";
+		if (G->k[i] > 1) {
+			ec_line(&c->c, "for (long %s = 0; %s < %d; %s++)", kv[i], kv[i], G->k[i], kv[i]);
+			c->c.depth++;
+			open++;
+		}
+	}
+	const char *ci = v->Cg > 1 ? "ci" : "";
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "const int32_t wk = w[%s];",
+	        ec_aff(c, 0, ci, G->ksz, k[0], G->kst[0], k[1], G->kst[1], k[2], (int64_t)1, NULL));
+	ec_line(&c->c, "const %s *const xk = xr + %s;", tx,
+	        ec_aff(c, 0, ci, v->plane, k[0], G->d[0] * v->pst[0], k[1], G->d[1] * v->pst[1], k[2], (int64_t)G->d[2],
+	               NULL));
+	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)G->out[2]);
+	ec_line(&c->c, "\tt[ox] += %s;", acc_add(c, o, G->s[2] == 1 ? "xk[ox]" :
+	        arena_printf(c->g->arena, "xk[ox * %d]", G->s[2]), "wk"));
+	ec_line(&c->c, "}");
+	c->c.depth -= open;
+	const char *rm, *rn;
+	rescale_args(c, o, "m", &rm, &rn);
+	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)G->out[2]);
+	c->c.depth++;
+	store_acc(c, o, arena_printf(c->g->arena, "ym[%s]", ec_aff(c, 0, oz, G->ost[0], oy, G->ost[1], "ox", (int64_t)1,
+	          NULL)), "t[ox]", rm, rn);
+	c->c.depth--;
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_end(c);
+}
 
 int eq_conv(Ctx *c)
 {
-	return ec_fail(c, "not yet");
+	QConv v = {0};
+	if (qconv_init(c, &v))
+		return 1;
+	qconv_flatten(&v);
+	v.scratch = plain_conv_scratch(&v);
+	plain_conv(c, &v);
+	return 0;
+}
+
+/* ---- Gemm, MatMul ---- */
+
+typedef struct {
+	QOut o;
+	int64_t M, K, N;       /* rows, reduction, columns */
+	int constb;            /* B constant: w = B - zw as [K][N] (per batch) */
+	int32_t *w;            /* constant B - zw, [nbb][K][N] */
+	int64_t *bias, *sumw;  /* [nbb][N] (sumw: over k) */
+	int64_t nbb;           /* constant B's batch count (1 for Gemm) */
+	int32_t zb;            /* runtime B: its zero point */
+	const char *a, *b;     /* names */
+	DType bt;              /* runtime B's dtype */
+	const Nest *bn;        /* MatMul batch dims: operands y, a, b */
+	int64_t scratch;
+} QMm;
+
+/* y row i (of the batch at pa / pb / py): t[N] accumulators. */
+static void plain_mm_rows(Ctx *c, const QMm *q, const char *wb, const char *bb, const char *wt)
+{
+	const QOut *o = &q->o;
+	const char *at = acc_type(o), *rm, *rn;
+	ec_line(&c->c, "for (long i = 0; i < %lld; i++) {", (long long)q->M);
+	ec_line(&c->c, "const %s *const ai = pa + i * %lld;", ec_ctype(o->xt), (long long)q->K);
+	if (q->constb)
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++) t[j] = (%s)%s[j];", (long long)q->N, at, bb);
+	else
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++) t[j] = 0;", (long long)q->N);
+	ec_line(&c->c, "for (long k = 0; k < %lld; k++) {", (long long)q->K);
+	if (q->constb) {
+		ec_line(&c->c, "const int32_t ak = ai[k];");
+		ec_line(&c->c, "const %s *const wk = %s + k * %lld;", wt, wb, (long long)q->N);
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)q->N);
+		ec_line(&c->c, "\tt[j] += %s;", acc_add(c, o, "ak", "wk[j]"));
+	} else {
+		ec_line(&c->c, "const int32_t ak = (int32_t)ai[k] - %ld;", (long)o->zx);
+		ec_line(&c->c, "const %s *const bk = pb + k * %lld;", ec_ctype(q->bt), (long long)q->N);
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)q->N);
+		ec_line(&c->c, "\tt[j] += %s;", acc_add(c, o, "ak", arena_printf(c->g->arena, "((int32_t)bk[j] - %ld)",
+		        (long)q->zb)));
+	}
+	ec_line(&c->c, "}");
+	rescale_args(c, o, "j", &rm, &rn);
+	ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)q->N);
+	c->c.depth++;
+	store_acc(c, o, arena_printf(c->g->arena, "py[i * %lld + j]", (long long)q->N), "t[j]", rm, rn);
+	c->c.depth--;
+	ec_line(&c->c, "}");
+}
+
+static void plain_mm(Ctx *c, QMm *q)
+{
+	const QOut *o = &q->o;
+	const char *at = acc_type(o), *wt = "int8_t";
+	char wn[32], bn[32];
+	snprintf(wn, sizeof wn, "n%d_w", c->id);
+	snprintf(bn, sizeof bn, "n%d_b", c->id);
+	if (q->constb) {
+		DType d = narrow_of(q->w, q->nbb * q->K * q->N);
+		wt = ec_ctype(d);
+		ec_line(&c->c, "/* B - zw as [%lld][k %lld][n %lld]; bias - zp_a * sum_k(B - zw) */", (long long)q->nbb,
+		        (long long)q->K, (long long)q->N);
+		put_i32(c, wn, d, q->w, q->nbb * q->K * q->N);
+		put_bias(c, o, bn, q->bias, q->sumw, o->zx, q->nbb * q->N);
+	}
+	put_rescale(c, o);
+	ec_begin(c, q->scratch);
+	ec_line(&c->c, "%s *const t = (%s *)(void *)s;", at, at);
+	char iy[128] = "0", ia[128] = "0", ib[128] = "0";
+	if (q->bn) {
+		nest_open(c, q->bn);
+		nest_index(q->bn, 0, iy, sizeof iy);
+		nest_index(q->bn, 1, ia, sizeof ia);
+		nest_index(q->bn, 2, ib, sizeof ib);
+		if (!iy[0])
+			strcpy(iy, "0");
+		if (!ia[0])
+			strcpy(ia, "0");
+		if (!ib[0])
+			strcpy(ib, "0");
+	} else {
+		ec_line(&c->c, "{");
+	}
+	ec_line(&c->c, "const %s *const pa = %s + %s;", ec_ctype(o->xt), q->a, ia);
+	ec_line(&c->c, "%s *const py = y0 + %s;", ec_ctype(o->yt), iy);
+	if (q->constb) {
+		/* b's batch offset is in K * N elements; the bias's in N */
+		ec_line(&c->c, "const long bo = (%s) / %lld;", ib, (long long)q->K);
+		ec_line(&c->c, "const %s *const wb = %s + bo * %lld;", wt, wn, (long long)q->K);
+		ec_line(&c->c, "const %s *const bb = %s + bo;", o->acc64 ? "int64_t" : "int32_t", bn);
+		plain_mm_rows(c, q, "wb", "bb", wt);
+	} else {
+		ec_line(&c->c, "const %s *const pb = %s + %s;", ec_ctype(q->bt), q->b, ib);
+		plain_mm_rows(c, q, NULL, NULL, wt);
+	}
+	if (q->bn)
+		nest_close(c, q->bn);
+	else
+		ec_line(&c->c, "}");
+	ec_end(c);
+}
+
+/* Constant B (batch-major [nbb][K][N] after relayout) minus its zero
+ * points, with sums over k. */
+static void mm_const_b(Ctx *c, QMm *q, const Tensor *b, int tb, const Tensor *bias)
+{
+	int64_t K = q->K, N = q->N, nbb = q->nbb;
+	q->w = arena_alloc(c->g->arena, sizeof *q->w * (size_t)(nbb * K * N > 0 ? nbb * K * N : 1));
+	q->sumw = arena_alloc(c->g->arena, sizeof *q->sumw * (size_t)(nbb * N + 1));
+	q->bias = arena_alloc(c->g->arena, sizeof *q->bias * (size_t)(nbb * N + 1));
+	for (int64_t bb = 0; bb < nbb; bb++)
+		for (int64_t k = 0; k < K; k++)
+			for (int64_t j = 0; j < N; j++) {
+				int64_t i = bb * K * N + (tb ? j * K + k : k * N + j);
+				int64_t wv = ir_get_i64(b, i) - (b->q ? b->q->zp[ir_quant_channel(b, i)] : 0);
+				q->w[(bb * K + k) * N + j] = (int32_t)wv;
+				q->sumw[bb * N + j] += wv;
+			}
+	for (int64_t bb = 0; bb < nbb; bb++)
+		for (int64_t j = 0; j < N; j++)
+			q->bias[bb * N + j] = bias ? ir_get_i64(bias, j) : 0;
+}
+
+static int mm_emit(Ctx *c, QMm *q)
+{
+	q->scratch = q->N * (q->o.acc64 ? 8 : 4);
+	plain_mm(c, q);
+	return 0;
+}
+
+static int eq_gemm(Ctx *c)
+{
+	const Tensor *a = ec_tin(c, 0), *b = ec_tin(c, 1), *ct = ec_tin(c, 2), *y = ec_tout(c, 0);
+	QMm q = {0};
+	if (!a || !b || !y)
+		return ec_fail(c, "Gemm needs A and B");
+	int tb = c->n->a.gemm.tb;
+	if (c->n->a.gemm.ta)
+		return ec_fail(c, "integer Gemm with transA (the quantization pass removes it)");
+	if (a->rank != 2 || b->rank != 2 || y->rank != 2)
+		return ec_fail(c, "A, B and Y must be 2-D");
+	q.M = a->dim[0];
+	q.K = a->dim[1];
+	q.N = b->dim[tb ? 0 : 1];
+	if (b->dim[tb ? 1 : 0] != q.K || y->dim[0] != q.M || y->dim[1] != q.N)
+		return ec_fail(c, "A, B and Y shapes do not agree");
+	if (b->kind != TK_CONST || !ec_isint(b->dtype))
+		return ec_fail(c, "integer Gemm needs a constant integer B");
+	if (ct && (ct->kind != TK_CONST || !ec_isint(ct->dtype) || ir_numel(ct) != q.N))
+		return ec_fail(c, "integer Gemm needs a constant integer C of %lld elements", (long long)q.N);
+	if (qout_init(c, &q.o, a, y, q.N))
+		return 1;
+	q.constb = 1;
+	q.nbb = 1;
+	mm_const_b(c, &q, b, tb, ct);
+	q.a = ec_x(c, 0);
+	return mm_emit(c, &q);
+}
+
+static Tensor batch_of(const Tensor *t, int n)
+{
+	Tensor b = *t;
+	b.rank = n < 0 ? 0 : n;
+	return b;
+}
+
+static int eq_matmul_op(Ctx *c)
+{
+	const Tensor *a = ec_tin(c, 0), *b = ec_tin(c, 1), *y = ec_tout(c, 0);
+	QMm q = {0};
+	if (!a || !b || !y)
+		return ec_fail(c, "MatMul needs two inputs");
+	if (a->rank < 1 || b->rank < 1)
+		return ec_fail(c, "inputs must have rank >= 1");
+	q.M = a->rank > 1 ? a->dim[a->rank - 2] : 1;
+	q.K = a->dim[a->rank - 1];
+	q.N = b->rank > 1 ? b->dim[b->rank - 1] : 1;
+	int64_t K2 = b->dim[b->rank > 1 ? b->rank - 2 : 0];
+	int nb = y->rank - (a->rank > 1) - (b->rank > 1);
+	Tensor ab = batch_of(a, a->rank - 2), bb = batch_of(b, b->rank - 2), yb = batch_of(y, nb);
+	Nest *bn = arena_alloc(c->g->arena, sizeof *bn);
+	if (q.K != K2 || nb < 0 || ir_numel(y) != ir_numel(&yb) * q.M * q.N)
+		return ec_fail(c, "input shapes do not agree with each other or the output");
+	nest_init(bn, yb.rank, yb.dim, 3);
+	if (nest_bcast(bn, 1, &ab) || nest_bcast(bn, 2, &bb))
+		return ec_fail(c, "batch dims do not broadcast");
+	nest_bcast(bn, 0, &yb);
+	for (int r = 0; r < bn->rank; r++) {
+		bn->st[0][r] *= q.M * q.N;
+		bn->st[1][r] *= q.M * q.K;
+		bn->st[2][r] *= q.K * q.N;
+	}
+	nest_simplify(bn);
+	q.bn = bn;
+	if (qout_init(c, &q.o, a, y, q.N))
+		return 1;
+	if (!ec_isint(b->dtype))
+		return ec_fail(c, "integer MatMul: B is %s", ir_dtype_name(b->dtype));
+	if (b->kind == TK_CONST) {
+		q.constb = 1;
+		q.nbb = ir_numel(b) / (q.K * q.N > 0 ? q.K * q.N : 1);
+		mm_const_b(c, &q, b, 0, NULL);
+	} else {
+		if (!b->q || !qt_int(b->dtype))
+			return ec_fail(c, "integer MatMul: runtime B needs i8/u8/i16/u16 with a quantization");
+		for (int i = 1; i < b->q->nch; i++)
+			if (b->q->zp[i] != b->q->zp[0])
+				return ec_fail(c, "integer MatMul: runtime B with per-channel zero points");
+		q.zb = b->q->zp[0];
+		q.bt = b->dtype;
+		q.b = ec_x(c, 1);
+	}
+	q.a = ec_x(c, 0);
+	return mm_emit(c, &q);
 }
 
 int eq_matmul(Ctx *c)
 {
-	return ec_fail(c, "not yet");
+	if (c->n->op == OP_GEMM)
+		return eq_gemm(c);
+	return eq_matmul_op(c);
 }
