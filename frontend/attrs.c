@@ -196,10 +196,11 @@ static void ints_input(Ctx *c, const char *name, int required)
 
 /* ---- sliding windows ---- */
 
-/* Conv without kernel_shape: the weight [M, C/g, k...] says it. */
+/* Conv without kernel_shape: the weight [M, C/g, k...] says it
+ * (QLinearConv's weight is its input 3). */
 static int kernel_from_weight(Ctx *c, int64_t *k)
 {
-	const Tensor *w = &c->L->g->tensor[c->in[1]];
+	const Tensor *w = &c->L->g->tensor[c->in[c->op == OP_QLINEARCONV ? 3 : 1]];
 	if (w->kind == TK_VALUE) {
 		err(c, "attribute 'kernel_shape' is absent and the weight's shape is not known");
 		return -1;
@@ -255,7 +256,9 @@ static void window(Ctx *c)
 	Window *w = &c->a->win;
 	int64_t k[IR_MAXSP];
 	int nk = get_ints(c, "kernel_shape", k, IR_MAXSP);
-	if (nk < 0 && !c->bad && (c->op == OP_CONV || c->op == OP_CONVTRANSPOSE))
+	int conv = c->op == OP_CONV || c->op == OP_CONVTRANSPOSE || c->op == OP_QLINEARCONV ||
+	           c->op == OP_CONVINTEGER;
+	if (nk < 0 && !c->bad && conv)
 		nk = kernel_from_weight(c, k);
 	else if (nk < 0 && !c->bad)
 		err(c, "attribute 'kernel_shape' is required");
@@ -270,7 +273,7 @@ static void window(Ctx *c)
 		w->k[i] = (int)k[i];
 	}
 	spatial(c, "strides", w->s, nk, 1, 1);
-	if (c->op == OP_CONV || c->op == OP_CONVTRANSPOSE || c->L->opset >= 10)
+	if (conv || c->L->opset >= 10)
 		spatial(c, "dilations", w->d, nk, 1, 1);
 	else
 		for (int i = 0; i < nk; i++)
@@ -918,6 +921,17 @@ static void p_resize(Ctx *c)
 		resize_inputs(c);
 }
 
+/* ---- quantization operators ---- */
+
+/* QuantizeLinear, DequantizeLinear: per-axis scales came with opset 13;
+ * before, the scale is one value and the axis is never read. */
+static void p_qlinear(Ctx *c)
+{
+	c->a->axis.axis = 1;
+	if (c->L->opset >= 13)
+		c->a->axis.axis = axis_attr(c, "axis", 1, IR_MAXRANK - 1);
+}
+
 /* ---- dispatch ---- */
 
 typedef void (*Parser)(Ctx *);
@@ -949,6 +963,8 @@ static const Parser parsers[OP_COUNT] = {
 	[OP_REDUCEL1] = p_reduce, [OP_REDUCEL2] = p_reduce, [OP_REDUCESUMSQ] = p_reduce,
 	[OP_REDUCELOGSUM] = p_reduce, [OP_REDUCELOGSUMEXP] = p_reduce,
 	[OP_ARGMAX] = p_argext, [OP_ARGMIN] = p_argext, [OP_CUMSUM] = p_cumsum,
+	[OP_QUANTIZE] = p_qlinear, [OP_DEQUANTIZE] = p_qlinear,
+	[OP_QLINEARCONV] = p_conv, [OP_CONVINTEGER] = p_conv,
 };
 
 /* ONNX input counts {min, max} in the input form; max -1: any number.
@@ -973,6 +989,8 @@ static const struct { signed char lo, hi; } arity[OP_COUNT] = {
 	[OP_LESSEQ] = {2, 2}, [OP_MOD] = {2, 2}, [OP_BITSHIFT] = {2, 2}, [OP_CUMSUM] = {2, 2},
 	[OP_REDUCEL1] = {1, 2}, [OP_REDUCEL2] = {1, 2}, [OP_REDUCESUMSQ] = {1, 2},
 	[OP_REDUCELOGSUM] = {1, 2}, [OP_REDUCELOGSUMEXP] = {1, 2},
+	[OP_QUANTIZE] = {2, 3}, [OP_DEQUANTIZE] = {2, 3}, [OP_QLINEARCONV] = {8, 9},
+	[OP_QLINEARMATMUL] = {8, 8}, [OP_CONVINTEGER] = {2, 4}, [OP_MATMULINTEGER] = {2, 4},
 };
 
 /* Does this opset give op the attribute form (one data input)? */
@@ -1044,6 +1062,8 @@ static const signed char since[OP_COUNT] = {
 	[OP_SIGN] = 9, [OP_ISNAN] = 9, [OP_SHRINK] = 9, [OP_ISINF] = 10, [OP_THRESHOLDEDRELU] = 10,
 	[OP_MOD] = 10, [OP_ROUND] = 11, [OP_BITSHIFT] = 11, [OP_CUMSUM] = 11, [OP_CELU] = 12,
 	[OP_GREATEREQ] = 12, [OP_LESSEQ] = 12,
+	[OP_QUANTIZE] = 10, [OP_DEQUANTIZE] = 10, [OP_QLINEARCONV] = 10, [OP_QLINEARMATMUL] = 10,
+	[OP_CONVINTEGER] = 10, [OP_MATMULINTEGER] = 10,
 };
 
 static int check_since(Ctx *c)

@@ -224,7 +224,7 @@ static int toposort(Loader *L, const Edges *e, int *order)
 /* ---- building ---- */
 
 /* Element type of a node's output; shapes come later (ir_infer). */
-static DType out_dtype(const Graph *g, Op op, const Attr *a, const int *in)
+static DType out_dtype(const Graph *g, Op op, const Attr *a, const int *in, int nin)
 {
 	switch (op) {
 	case OP_EQUAL: case OP_LESS: case OP_GREATER: return DT_BOOL;
@@ -234,6 +234,10 @@ static DType out_dtype(const Graph *g, Op op, const Attr *a, const int *in)
 	case OP_CAST: case OP_CONSTOFSHAPE: return a->cast.to;
 	case OP_WHERE: return g->tensor[in[1]].dtype;
 	case OP_ONEHOT: return g->tensor[in[2]].dtype;
+	case OP_QUANTIZE: return nin > 2 && in[2] >= 0 ? g->tensor[in[2]].dtype : DT_U8;
+	case OP_DEQUANTIZE: return DT_F32;
+	case OP_QLINEARCONV: case OP_QLINEARMATMUL: return g->tensor[in[7]].dtype;
+	case OP_CONVINTEGER: case OP_MATMULINTEGER: return DT_I32;
 	default: return g->tensor[in[0]].dtype;
 	}
 }
@@ -346,7 +350,7 @@ static int build_node(Loader *L, int ni, const int *eid)
 		return 0; /* computes nothing anyone can name */
 	for (int j = 0; j < nout; j++)
 		if (out[j] >= 0 && L->g->tensor[out[j]].dtype == DT_UNDEF)
-			L->g->tensor[out[j]].dtype = out_dtype(L->g, op, &a, in);
+			L->g->tensor[out[j]].dtype = out_dtype(L->g, op, &a, in, nin);
 	if (op == OP_UPSAMPLE)
 		op = OP_RESIZE;  /* p_resize gave it Resize's inputs and attributes */
 	int id = ir_node_new(L->g, op, L->nname[ni], nin, in, nout, out);

@@ -499,6 +499,8 @@ static int dispatch(const Ev *e)
 	case OP_SPLIT: case OP_DEPTHTOSPACE: case OP_SPACETODEPTH: case OP_GATHERELEM:
 	case OP_GATHERND: case OP_ONEHOT: case OP_TRILU: case OP_CONVTRANSPOSE: case OP_INSTNORM:
 	case OP_LAYERNORM: case OP_LRN: case OP_RESIZE: return ev_struct(e);
+	case OP_QUANTIZE: case OP_DEQUANTIZE: case OP_QLINEARCONV: case OP_QLINEARMATMUL:
+	case OP_CONVINTEGER: case OP_MATMULINTEGER: return ev_qops(e);
 	case OP_CONSTANT: return ev_fail(e, "internal: Constant node left in the graph");
 	default: return ev_fail(e, "internal: no evaluator for op %d", (int)op);
 	}
@@ -509,10 +511,12 @@ static int min_inputs(Op op)
 {
 	switch (op) {
 	case OP_BATCHNORM: return 5;
+	case OP_QLINEARCONV: case OP_QLINEARMATMUL: return 8;
 	case OP_SLICE: case OP_WHERE: case OP_RANGE: return 3;
 	case OP_CONV: case OP_GEMM: case OP_MATMUL: case OP_PAD: case OP_GATHER:
 	case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW:
 	case OP_PRELU: case OP_EQUAL: case OP_LESS: case OP_GREATER: return 2;
+	case OP_QUANTIZE: case OP_DEQUANTIZE: case OP_CONVINTEGER: case OP_MATMULINTEGER: return 2;
 	case OP_SHAPE: case OP_SIZE: case OP_CONSTOFSHAPE: case OP_CONSTANT: return 0;
 	default: return 1;
 	}

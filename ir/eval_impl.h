@@ -123,5 +123,7 @@ int ev_range(const Ev *);
 int ev_struct(const Ev *);
 /* eval_math.c: the ops of ops.def's "math, logic and bit ops" section */
 int ev_math(const Ev *);
+/* eval_qops.c: the ops of ops.def's "ONNX quantization operators" section */
+int ev_qops(const Ev *);
 
 #endif

@@ -381,12 +381,12 @@ static int conv_channels(Ctx *c, const Tensor *x, const Tensor *w, const Tensor 
 		            sh_tshape(w).s, g, w->dim[1] * g);
 	if (b && (b->rank != 1 || b->dim[0] != m))
 		return sh_fail(c, "bias '%s' %s must be [%" PRId64 "]", b->name, sh_tshape(b).s, m);
-	return sh_same_dtype(c, 0, 1) || sh_same_dtype(c, 0, 2);
+	return 0;
 }
 
-static int conv(Ctx *c)
+/* Conv's output shape (any dtypes; QLinearConv and ConvInteger share it). */
+int sh_conv_shape(Ctx *c, const Tensor *x, const Tensor *w, const Tensor *b, Shape *s)
 {
-	const Tensor *x = sh_in(c, 0), *w = sh_in(c, 1), *b = sh_in(c, 2);
 	Window *win = &c->node->a.win;
 	if (check_window(c, win, x))
 		return 1;
@@ -399,8 +399,15 @@ static int conv(Ctx *c)
 			            i, win->k[i], w->name, sh_tshape(w).s);
 	if (conv_channels(c, x, w, b))
 		return 1;
-	Shape s = {.dim = {x->dim[0], w->dim[0]}};
-	if (window_shape(c, x, &s))
+	*s = (Shape){.dim = {x->dim[0], w->dim[0]}};
+	return window_shape(c, x, s);
+}
+
+static int conv(Ctx *c)
+{
+	const Tensor *x = sh_in(c, 0), *w = sh_in(c, 1), *b = sh_in(c, 2);
+	Shape s;
+	if (sh_conv_shape(c, x, w, b, &s) || sh_same_dtype(c, 0, 1) || sh_same_dtype(c, 0, 2))
 		return 1;
 	return sh_set_out(c, 0, x->dtype, &s);
 }
@@ -431,10 +438,10 @@ static int globalpool(Ctx *c)
 /* ---- other compute ---- */
 
 /* numpy matmul: a 1-D a is [1, K], a 1-D b is [K, 1], and the added dim is
- * dropped again; the dims before the last two broadcast. */
-static int matmul(Ctx *c)
+ * dropped again; the dims before the last two broadcast.  Any dtypes
+ * (QLinearMatMul and MatMulInteger share it). */
+int sh_matmul_shape(Ctx *c, const Tensor *a, const Tensor *b, Shape *s)
 {
-	const Tensor *a = sh_in(c, 0), *b = sh_in(c, 1);
 	if (a->rank < 1 || b->rank < 1)
 		return sh_fail(c, "inputs '%s' %s and '%s' %s must have rank >= 1",
 		            a->name, sh_tshape(a).s, b->name, sh_tshape(b).s);
@@ -444,16 +451,24 @@ static int matmul(Ctx *c)
 	if (ka != kb)
 		return sh_fail(c, "inner dims of '%s' %s and '%s' %s differ",
 		            a->name, sh_tshape(a).s, b->name, sh_tshape(b).s);
-	Shape s;
 	int ra = a->rank > 2 ? a->rank - 2 : 0, rb = b->rank > 2 ? b->rank - 2 : 0;
-	if (sh_bcast(ra, a->dim, rb, b->dim, &s.rank, s.dim))
+	if (sh_bcast(ra, a->dim, rb, b->dim, &s->rank, s->dim))
 		return sh_fail(c, "batch dims of '%s' %s and '%s' %s do not broadcast",
 		            a->name, sh_tshape(a).s, b->name, sh_tshape(b).s);
 	if (a->rank > 1)
-		s.dim[s.rank++] = m;
+		s->dim[s->rank++] = m;
 	if (b->rank > 1)
-		s.dim[s.rank++] = n;
-	return sh_same_dtype(c, 0, 1) || sh_set_out(c, 0, a->dtype, &s);
+		s->dim[s->rank++] = n;
+	return 0;
+}
+
+static int matmul(Ctx *c)
+{
+	const Tensor *a = sh_in(c, 0);
+	Shape s;
+	if (sh_matmul_shape(c, a, sh_in(c, 1), &s) || sh_same_dtype(c, 0, 1))
+		return 1;
+	return sh_set_out(c, 0, a->dtype, &s);
 }
 
 /* A [M, K] (or [K, M] if ta), B [K, N] (or [N, K] if tb), C broadcasts to [M, N]. */
@@ -669,6 +684,12 @@ static const Rule rules[OP_COUNT] = {
 	[OP_ARGMAX] = {argext, 1, 1, 1},
 	[OP_ARGMIN] = {argext, 1, 1, 1},
 	[OP_CUMSUM] = {cumsum, 2, 2, 1},
+	[OP_QUANTIZE] = {sh_quantize, 2, 3, 1},
+	[OP_DEQUANTIZE] = {sh_quantize, 2, 3, 1},
+	[OP_QLINEARCONV] = {sh_qconv, 8, 9, 1},
+	[OP_QLINEARMATMUL] = {sh_qmatmul, 8, 8, 1},
+	[OP_CONVINTEGER] = {sh_qconv, 2, 4, 1},
+	[OP_MATMULINTEGER] = {sh_qmatmul, 2, 4, 1},
 };
 
 static Rule rule_of(Op op)

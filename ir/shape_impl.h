@@ -35,6 +35,8 @@ typedef struct {
 } DimStr;
 
 /* shape.c */
+int sh_conv_shape(Ctx *c, const Tensor *x, const Tensor *w, const Tensor *b, Shape *s);
+int sh_matmul_shape(Ctx *c, const Tensor *a, const Tensor *b, Shape *s);
 int sh_bcast(int ra, const int64_t *da, int rb, const int64_t *db, int *r, int64_t *out);
 int sh_const_ints(Ctx *c, int j, int64_t *v, int max, int *cnt);
 DimStr sh_dimstr(int rank, const int64_t *dim);
@@ -88,5 +90,10 @@ int sh_onehot(Ctx *c);
 int sh_resize(Ctx *c);
 int sh_split(Ctx *c);
 int sh_trilu(Ctx *c);
+
+/* shape_qops.c: ops.def's "ONNX quantization operators" */
+int sh_quantize(Ctx *c);   /* QuantizeLinear, DequantizeLinear */
+int sh_qconv(Ctx *c);      /* QLinearConv, ConvInteger */
+int sh_qmatmul(Ctx *c);    /* QLinearMatMul, MatMulInteger */
 
 #endif

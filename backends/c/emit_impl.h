@@ -208,6 +208,8 @@ int ec_tile(Ctx *);
 int ec_struct(Ctx *);
 /* kernels_math.c: the ops of ops.def's "math, logic and bit ops" section */
 int ec_math(Ctx *);
+/* kernels_qops.c: the ops of ops.def's "ONNX quantization operators" section */
+int ec_qops(Ctx *);
 
 /* ---- integer kernels: nodes with a QNode (docs/integer-semantics.md) ----
  * Every function body computes exactly what ir_qeval_node computes, with

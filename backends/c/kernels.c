@@ -715,6 +715,8 @@ int ec_kernel(Ctx *c)
 	case OP_GATHERND: case OP_ONEHOT: case OP_TRILU: case OP_CONVTRANSPOSE: case OP_INSTNORM:
 	case OP_LAYERNORM: case OP_LRN: case OP_RESIZE: return ec_struct(c);
 	case OP_CAST: return ec_cast(c);
+	case OP_QUANTIZE: case OP_DEQUANTIZE: case OP_QLINEARCONV: case OP_QLINEARMATMUL:
+	case OP_CONVINTEGER: case OP_MATMULINTEGER: return ec_qops(c);
 	case OP_SHAPE: case OP_SIZE: case OP_CONSTOFSHAPE: case OP_RANGE: case OP_CONSTANT:
 		return ec_fail(c, "%s must be folded to a constant before code generation",
 		               ir_opname[op]);
