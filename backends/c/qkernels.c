@@ -78,7 +78,8 @@ static int qt(Ctx *c, int j, QIn *r)
 		               j < 0 ? 0 : j);
 	for (int k = 1; k < t->q->nch; k++)
 		if (t->q->zp[k] != t->q->zp[0])
-			return ec_fail(c, "input %d has a zero point per channel", j);
+			return ec_fail(c, "%s %d has a zero point per channel; the C backend needs one",
+			               j < 0 ? "output" : "input", j < 0 ? 0 : j);
 	r->zp = t->q->zp[0];
 	r->lo = ir_qmin(t->q);
 	r->hi = ir_qmax(t->q);
@@ -125,7 +126,8 @@ static const char *outx(Ctx *c, const char *v)
 	                    lit(c, y->q->zp[0]), lit(c, q->lo), lit(c, q->hi));
 }
 
-/* "((int32_t)e - zp)" (or "+ -zp"), just "(int32_t)e" when zp is 0. */
+/* xv of the element e: "((int32_t)e - zp)" ("+ |zp|" for a negative zp),
+ * just "(int32_t)e" when zp is 0. */
 static const char *centred(Ctx *c, const char *e, int32_t zp)
 {
 	if (zp == 0)
