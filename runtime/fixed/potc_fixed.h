@@ -28,10 +28,18 @@
 
 #include <stdint.h>
 
+/* Pasted into generated model.c, where clang would flag every function the
+ * model does not call (-Wunused-function applies to the main file). */
+#if defined(__GNUC__)
+#define POTC_FN static inline __attribute__((unused))
+#else
+#define POTC_FN static inline
+#endif
+
 /* ---- shifts and saturation ---- */
 
 /* floor(x / 2^n).  x: any int32; n in [0, 31]. */
-static inline int32_t potc_asr32(int32_t x, int n)
+POTC_FN int32_t potc_asr32(int32_t x, int n)
 {
 	if (x >= 0)
 		return (int32_t)((uint32_t)x >> n);
@@ -40,7 +48,7 @@ static inline int32_t potc_asr32(int32_t x, int n)
 }
 
 /* floor(x / 2^n).  x: any int64; n in [0, 63]. */
-static inline int64_t potc_asr64(int64_t x, int n)
+POTC_FN int64_t potc_asr64(int64_t x, int n)
 {
 	if (x >= 0)
 		return (int64_t)((uint64_t)x >> n);
@@ -51,7 +59,7 @@ static inline int64_t potc_asr64(int64_t x, int n)
  * x: any int32 (INT32_MIN included); n in [0, 31].
  * The magnitude |x| + 2^(n-1) <= 3 * 2^30 fits uint32, and the quotient
  * <= 2^30 fits int32, so no input overflows. */
-static inline int32_t potc_rshift_rnd32(int32_t x, int n)
+POTC_FN int32_t potc_rshift_rnd32(int32_t x, int n)
 {
 	uint32_t h;
 	if (n == 0)
@@ -64,7 +72,7 @@ static inline int32_t potc_rshift_rnd32(int32_t x, int n)
 
 /* x / 2^n rounded half away from zero; n == 0 returns x.
  * x: any int64; n in [0, 62].  (|x| + 2^(n-1) < 2^64, quotient <= 2^62.) */
-static inline int64_t potc_rshift_rnd64(int64_t x, int n)
+POTC_FN int64_t potc_rshift_rnd64(int64_t x, int n)
 {
 	uint64_t h;
 	if (n == 0)
@@ -77,7 +85,7 @@ static inline int64_t potc_rshift_rnd64(int64_t x, int n)
 
 /* x clamped to the signed bits-bit range [-2^(bits-1), 2^(bits-1) - 1].
  * x: any int64; bits in [2, 32]. */
-static inline int32_t potc_sat_s(int64_t x, int bits)
+POTC_FN int32_t potc_sat_s(int64_t x, int bits)
 {
 	int64_t hi = ((int64_t)1 << (bits - 1)) - 1, lo = -hi - 1;
 	return (int32_t)(x > hi ? hi : x < lo ? lo : x);
@@ -85,7 +93,7 @@ static inline int32_t potc_sat_s(int64_t x, int bits)
 
 /* x clamped to the unsigned bits-bit range [0, 2^bits - 1].
  * x: any int64; bits in [2, 32]. */
-static inline uint32_t potc_sat_u(int64_t x, int bits)
+POTC_FN uint32_t potc_sat_u(int64_t x, int bits)
 {
 	int64_t hi = ((int64_t)1 << bits) - 1;
 	return (uint32_t)(x > hi ? hi : x < 0 ? 0 : x);
@@ -93,7 +101,7 @@ static inline uint32_t potc_sat_u(int64_t x, int bits)
 
 /* potc_sat_s for an int32 argument without 64-bit compares (cheaper on
  * 32-bit cores).  x: any int32; bits in [2, 32]. */
-static inline int32_t potc_sat32(int32_t x, int bits)
+POTC_FN int32_t potc_sat32(int32_t x, int bits)
 {
 	int32_t hi = (int32_t)(((uint32_t)1 << (bits - 1)) - 1), lo = -hi - 1;
 	return x > hi ? hi : x < lo ? lo : x;
@@ -102,7 +110,7 @@ static inline int32_t potc_sat32(int32_t x, int bits)
 /* x * 2^n saturated to int32.  x: any int32; n in [0, 31].
  * Multiplies instead of shifting so that negative x is defined; the split
  * x * 2^(n-1) * 2 keeps 2^n itself representable for n == 31. */
-static inline int32_t potc_lshift_sat32(int32_t x, int n)
+POTC_FN int32_t potc_lshift_sat32(int32_t x, int n)
 {
 	int32_t lim;
 	if (n == 0)
@@ -116,7 +124,7 @@ static inline int32_t potc_lshift_sat32(int32_t x, int n)
 }
 
 /* x * 2^n saturated to int64.  x: any int64; n in [0, 62]. */
-static inline int64_t potc_lshift_sat64(int64_t x, int n)
+POTC_FN int64_t potc_lshift_sat64(int64_t x, int n)
 {
 	int64_t lim;
 	if (n == 0)
@@ -132,7 +140,7 @@ static inline int64_t potc_lshift_sat64(int64_t x, int n)
 /* x / d rounded half away from zero (average pooling, means).
  * x: any int32; d in [1, 2^31 - 1].  Computed on magnitudes in uint32:
  * |x| + d/2 < 2^31 + 2^30 cannot wrap. */
-static inline int32_t potc_div_rnd32(int32_t x, int32_t d)
+POTC_FN int32_t potc_div_rnd32(int32_t x, int32_t d)
 {
 	uint32_t u = x >= 0 ? (uint32_t)x : (uint32_t)0 - (uint32_t)x;
 	uint32_t q = (u + (uint32_t)d / 2) / (uint32_t)d;
@@ -149,7 +157,7 @@ static inline int32_t potc_div_rnd32(int32_t x, int32_t d)
  * saturation, then the result saturates to `bits` signed bits.  With acc at
  * binary point f_acc and y at f_y, shift = f_acc - f_y.
  * acc: any int32; shift in [-31, 62]; bits in [2, 32]. */
-static inline int32_t potc_requant_shift(int32_t acc, int shift, int bits)
+POTC_FN int32_t potc_requant_shift(int32_t acc, int shift, int bits)
 {
 	if (shift > 31)
 		return potc_sat_s(potc_rshift_rnd64(acc, shift), bits);
@@ -160,7 +168,7 @@ static inline int32_t potc_requant_shift(int32_t acc, int shift, int bits)
 
 /* potc_requant_shift for a 64-bit accumulator.
  * acc: any int64; shift in [-62, 62]; bits in [2, 32]. */
-static inline int32_t potc_requant_shift64(int64_t acc, int shift, int bits)
+POTC_FN int32_t potc_requant_shift64(int64_t acc, int shift, int bits)
 {
 	if (shift > 0)
 		return potc_sat_s(potc_rshift_rnd64(acc, shift), bits);
@@ -174,7 +182,7 @@ static inline int32_t potc_requant_shift64(int64_t acc, int shift, int bits)
  * same as CMSIS-NN's arm_nn_doubling_high_mult).  The one product that
  * does not fit, INT32_MIN * INT32_MIN, saturates to INT32_MAX.
  * a, b: any int32. */
-static inline int32_t potc_mul_q31(int32_t a, int32_t b)
+POTC_FN int32_t potc_mul_q31(int32_t a, int32_t b)
 {
 	if (a == INT32_MIN && b == INT32_MIN)
 		return INT32_MAX;
@@ -188,7 +196,7 @@ static inline int32_t potc_mul_q31(int32_t a, int32_t b)
  * does the same without saturating).
  * acc: any int32; m0: any int32; n in [-31, 31]; zp: any int32;
  * lo <= hi (e.g. -128, 127 or a fused ReLU's zp, 127). */
-static inline int32_t potc_requant_affine(int32_t acc, int32_t m0, int n, int32_t zp,
+POTC_FN int32_t potc_requant_affine(int32_t acc, int32_t m0, int n, int32_t zp,
                                           int32_t lo, int32_t hi)
 {
 	int64_t y;
@@ -205,7 +213,7 @@ static inline int32_t potc_requant_affine(int32_t acc, int32_t m0, int n, int32_
  * [2^30, 2^31), n in [-31, 31]: Q31 multiply, ties toward +infinity, then a
  * rounding shift; n < 0 first multiplies x by 2^-n with saturation).
  * x: any int32. */
-static inline int32_t potc_rescale(int32_t x, int32_t m, int n)
+POTC_FN int32_t potc_rescale(int32_t x, int32_t m, int n)
 {
 	if (m == 0)
 		return potc_requant_shift(x, n, 32);
@@ -216,7 +224,7 @@ static inline int32_t potc_rescale(int32_t x, int32_t m, int n)
 
 /* potc_rescale of a 64-bit value: the shift form is exact on all of it
  * (n in [-62, 62]); the Q31 form saturates x to int32 first. */
-static inline int32_t potc_rescale64(int64_t x, int32_t m, int n)
+POTC_FN int32_t potc_rescale64(int64_t x, int32_t m, int n)
 {
 	if (m == 0)
 		return potc_requant_shift64(x, n, 32);
@@ -225,7 +233,7 @@ static inline int32_t potc_rescale64(int64_t x, int32_t m, int n)
 
 /* The store of every quantized node: clamp(zp + v, lo, hi) without
  * overflow.  v, zp: any int32; lo <= hi. */
-static inline int32_t potc_out(int32_t v, int32_t zp, int32_t lo, int32_t hi)
+POTC_FN int32_t potc_out(int32_t v, int32_t zp, int32_t lo, int32_t hi)
 {
 	int64_t y = (int64_t)v + zp;
 	return (int32_t)(y < lo ? lo : y > hi ? hi : y);
@@ -234,14 +242,14 @@ static inline int32_t potc_out(int32_t v, int32_t zp, int32_t lo, int32_t hi)
 /* ---- activations on fixed-point values ---- */
 
 /* max(x, 0): the binary point is unchanged.  x: any int32. */
-static inline int32_t potc_relu(int32_t x)
+POTC_FN int32_t potc_relu(int32_t x)
 {
 	return x > 0 ? x : 0;
 }
 
 /* min(max(x, lo), hi), lo and hi quantised at x's binary point (round half
  * away from zero, saturated), so the result is exact.  lo <= hi. */
-static inline int32_t potc_clip(int32_t x, int32_t lo, int32_t hi)
+POTC_FN int32_t potc_clip(int32_t x, int32_t lo, int32_t hi)
 {
 	return x < lo ? lo : x > hi ? hi : x;
 }
@@ -250,7 +258,7 @@ static inline int32_t potc_clip(int32_t x, int32_t lo, int32_t hi)
  * alpha_q = round(alpha * 2^fa): round(x * alpha_q * 2^-fa) for x < 0,
  * saturated to int32.  x: any int32; alpha_q: any int32; fa in [0, 62].
  * Error vs exact alpha: 0.5 LSB + |x| * |alpha - alpha_q 2^-fa|. */
-static inline int32_t potc_leaky_fx(int32_t x, int32_t alpha_q, int fa)
+POTC_FN int32_t potc_leaky_fx(int32_t x, int32_t alpha_q, int fa)
 {
 	if (x >= 0)
 		return x;
@@ -267,7 +275,7 @@ static inline int32_t potc_leaky_fx(int32_t x, int32_t alpha_q, int fa)
  * |x_real| <= (1 + |beta|) / |alpha| (the linear part) matters.
  * x: any int32; alpha_q in [-2^30, 2^30]; beta_q in [-2^61, 2^61];
  * p in [0, 30]; s in [0, p].  Result in [0, 2^(p-s)]. */
-static inline int32_t potc_hardsigmoid_fx(int32_t x, int32_t alpha_q, int64_t beta_q, int p, int s)
+POTC_FN int32_t potc_hardsigmoid_fx(int32_t x, int32_t alpha_q, int64_t beta_q, int p, int s)
 {
 	int64_t one = (int64_t)1 << p;
 	int64_t z = (int64_t)x * alpha_q + beta_q;
@@ -283,7 +291,7 @@ static inline int32_t potc_hardsigmoid_fx(int32_t x, int32_t alpha_q, int64_t be
  * alpha/beta error.
  * x: any int32; alpha_q in [-2^30, 2^30]; beta_q in [-2^61, 2^61];
  * p in [0, 30]; s in [0, 62]. */
-static inline int32_t potc_hardswish_fx(int32_t x, int32_t alpha_q, int64_t beta_q, int p, int s)
+POTC_FN int32_t potc_hardswish_fx(int32_t x, int32_t alpha_q, int64_t beta_q, int p, int s)
 {
 	int64_t one = (int64_t)1 << p;
 	int64_t h = (int64_t)x * alpha_q + beta_q;
@@ -298,7 +306,7 @@ static inline int32_t potc_hardswish_fx(int32_t x, int32_t alpha_q, int64_t beta
  * 2^(j/1024)); the low twenty bits, e = r mod 2^20 < 2^-10 in real terms,
  * use 2^e ~ 1 + t + t^2/2 with t = e ln 2 (truncation error < 2^-33).
  * Relative error < 2^-29 (table and product rounding). */
-static inline uint32_t potc__exp2_q30(uint32_t r)
+POTC_FN uint32_t potc__exp2_q30(uint32_t r)
 {
 	static const uint32_t hi[32] = {
 		1073741824, 1097253708, 1121280436, 1145833280, 1170923762, 1196563654,
@@ -333,7 +341,7 @@ static inline uint32_t potc__exp2_q30(uint32_t r)
  * vanishes).
  * x: any int32; fx in [0, 31]; fy in [-31, 31].
  * For softmax use x - max(x) <= 0 so that the result is in [0, 2^fy]. */
-static inline int32_t potc_exp_fx(int32_t x, int fx, int fy)
+POTC_FN int32_t potc_exp_fx(int32_t x, int fx, int fy)
 {
 	const int64_t log2e_q30 = 1549082005;          /* round(log2(e) * 2^30) */
 	int q = fx + 30;
@@ -350,14 +358,14 @@ static inline int32_t potc_exp_fx(int32_t x, int fx, int fy)
 }
 
 /* exp(-|x| * 2^-fx) in Q30, in [0, 2^30].  x: any int32; fx in [0, 31]. */
-static inline uint32_t potc__exp_neg_q30(int32_t x, int fx)
+POTC_FN uint32_t potc__exp_neg_q30(int32_t x, int fx)
 {
 	return (uint32_t)potc_exp_fx(x > 0 ? -x : x, fx, 30);
 }
 
 /* round(num * 2^fy / den) half away from zero, num in [0, 2^31],
  * den in [2^30, 2^31], fy in [0, 30]: result <= 2^(fy+1). */
-static inline int32_t potc__ratio(uint32_t num, uint32_t den, int fy)
+POTC_FN int32_t potc__ratio(uint32_t num, uint32_t den, int fy)
 {
 	return (int32_t)((((uint64_t)num << fy) + den / 2) / den);
 }
@@ -368,7 +376,7 @@ static inline int32_t potc__ratio(uint32_t num, uint32_t den, int fy)
  * Error: at most 0.5 LSB + 2^-29 in real units (E's error; measured
  * 2^-30.7 by tests/unit/test_fixed.c).
  * x: any int32; fx in [0, 31]; fy in [0, 30]. */
-static inline int32_t potc_sigmoid_fx(int32_t x, int fx, int fy)
+POTC_FN int32_t potc_sigmoid_fx(int32_t x, int fx, int fy)
 {
 	uint32_t e = potc__exp_neg_q30(x, fx), one = (uint32_t)1 << 30;
 	return potc__ratio(x >= 0 ? one : e, one + e, fy);
@@ -379,7 +387,7 @@ static inline int32_t potc_sigmoid_fx(int32_t x, int fx, int fy)
  * restored afterwards, so tanh(-x) = -tanh(x) exactly.
  * Error: at most 0.5 LSB + 2^-28 in real units (measured 2^-29.8).
  * x: any int32; fx in [0, 31]; fy in [0, 30]. */
-static inline int32_t potc_tanh_fx(int32_t x, int fx, int fy)
+POTC_FN int32_t potc_tanh_fx(int32_t x, int fx, int fy)
 {
 	uint32_t e, one = (uint32_t)1 << 30;
 	int32_t y, nx = x > 0 ? -x : x;                 /* -|x|, never overflows */

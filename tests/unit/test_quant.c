@@ -127,7 +127,7 @@ static void check_mse_point(int bits, int expect_finer)
 	srand(7);
 	for (int i = 0; i < N; i++) {
 		double u1 = (rand() + 1.0) / (RAND_MAX + 2.0), u2 = rand() / (RAND_MAX + 1.0);
-		s[i] = (float)(0.3 * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));  /* N(0, 0.3) */
+		s[i] = (float)(0.3 * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));  /* N(0, 0.3) */
 	}
 	s[0] = 7.5f;
 	s[1] = -6.0f;
