@@ -3,7 +3,8 @@
  * Requires: nodes in topological order; graph inputs with static shapes.
  * Establishes: every tensor has its dtype and a static shape; Shape and
  * Size nodes are gone; no node is left whose present inputs are all
- * constant, except one whose outputs exceed MAXFOLD bytes.
+ * constant, except one whose outputs exceed MAXFOLD bytes and, under
+ * --quant, DequantizeLinear (pass_qdq reads the constant's quantization).
  *
  * Inference and folding share the walk on purpose: a shape-deciding input
  * (Reshape's shape, Slice's starts, Expand's shape...) is usually computed
@@ -120,6 +121,8 @@ static int fold_node(Graph *g, int i, Diag *d)
 		return fold_shape(g, i, d);
 	if (!inputs_const(g, n) || out_bytes(g, n) > MAXFOLD)
 		return 0;
+	if (n->op == OP_DEQUANTIZE && g->qcfg)
+		return 0;  /* pass_qdq keeps the model's quantization of the constant */
 	return fold_eval(g, i, d);
 }
 
