@@ -197,10 +197,14 @@ static void ints_input(Ctx *c, const char *name, int required)
 /* ---- sliding windows ---- */
 
 /* Conv without kernel_shape: the weight [M, C/g, k...] says it
- * (QLinearConv's weight is its input 3). */
+ * (QLinearConv's weight is its input 3; a QDQ model's weight is the
+ * DequantizeLinear of a constant, which has the shape). */
 static int kernel_from_weight(Ctx *c, int64_t *k)
 {
-	const Tensor *w = &c->L->g->tensor[c->in[c->op == OP_QLINEARCONV ? 3 : 1]];
+	const Graph *g = c->L->g;
+	const Tensor *w = &g->tensor[c->in[c->op == OP_QLINEARCONV ? 3 : 1]];
+	if (w->kind == TK_VALUE && w->producer >= 0 && g->node[w->producer].op == OP_DEQUANTIZE)
+		w = &g->tensor[g->node[w->producer].in[0]];
 	if (w->kind == TK_VALUE) {
 		err(c, "attribute 'kernel_shape' is absent and the weight's shape is not known");
 		return -1;

@@ -31,7 +31,8 @@
  *     Conv / MatMul of the shadows of x and w read with scale 1 and zp zx,
  *     zw; y's Quant is {bits 32, scale 1, zp 0} (frac 0): the float y holds
  *     exactly the integers the model's int32 holds.  A Cast of yq to float
- *     (what models do next) is then y itself and is removed.
+ *     (what models do next) is then y itself and is removed; a
+ *     DequantizeLinear(yq, s) scales it for real and becomes Mul(y, s).
  *   - data movement on a quantized integer tensor moves its shadow instead:
  *     the output becomes float with the same Quant (a Pad value or other
  *     integer constant operand is dequantized with it).
@@ -351,6 +352,32 @@ static int quantize(Qdq *q)
 	return 0;
 }
 
+/* The Quant of a ConvInteger / MatMulInteger sum: 32 bits, scale 1, zp 0. */
+static int is_unit(const Quant *qt)
+{
+	return qt && qt->bits == 32 && qt->nch == 1 && qt->scale[0] == 1 && qt->zp[0] == 0;
+}
+
+/* DequantizeLinear(sum, s) of a ConvInteger / MatMulInteger sum is a real
+ * scaling of the float sum f (unlike a QuantizeLinear's integers, whose
+ * real meaning is the Q's): the node becomes Mul(f, s). */
+static int scale_sum(Qdq *q, int f)
+{
+	int s = in(q, 1), z = in(q, 2);
+	if (ir_numel(T(q, s)) != 1 || (z >= 0 && (ir_numel(T(q, z)) != 1 || ir_get_i64(T(q, z), 0) != 0)))
+		return fail(q, "DequantizeLinear of the integer sum \"%s\" with a zero point or per "
+		            "channel scales is not supported", T(q, in(q, 0))->name);
+	Node *n = N(q);
+	n->op = OP_MUL;
+	n->nin = 2;
+	n->in[0] = f;
+	memset(&n->a, 0, sizeof n->a);
+	if (T(q, s)->rank != 0)        /* a one-element vector would broadcast to rank 1 */
+		n->in[1] = ir_const_new(q->g, arena_printf(q->g->arena, "%s.scalar", T(q, s)->name),
+		                        DT_F32, 0, NULL, T(q, s)->data);
+	return 0;
+}
+
 static int dequantize(Qdq *q)
 {
 	int x = in(q, 0), y = N(q)->out[0];
@@ -374,6 +401,8 @@ static int dequantize(Qdq *q)
 	int f = shadow(q, x, in(q, 1), in(q, 2), axis, 1.0);
 	if (f < 0)
 		return 1;
+	if (is_unit(T(q, f)->q))
+		return scale_sum(q, f);
 	N(q)->dead = 1;
 	return replace_uses(q, y, f);
 }

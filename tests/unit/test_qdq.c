@@ -363,6 +363,31 @@ static void test_convinteger(void **state)
 	assert_int_equal(mul->in[0], co);
 }
 
+/* MatMulInteger -> DequantizeLinear(sum, s): the sum scaled for real,
+ * a Mul by s (the sum's own Quant stays scale 1). */
+static void test_matmulinteger_dequantize(void **state)
+{
+	(void)state;
+	int a = input("a", DT_U8, 2, DIMS(1, 3));
+	int cb = cst("b", DT_I8, 2, DIMS(3, 2), (const int8_t[]){1, 2, 3, 4, 5, 6});
+	int za = u8s("za", 100), s = cst("s", DT_F32, 1, DIMS(1), F32(0.0625f));
+	int yi = value("yi"), y = value("y");
+	NODE(OP_MATMULINTEGER, "mm", yi, a, cb, za);
+	QDQ(OP_DEQUANTIZE, "dq", 1, y, yi, s);
+	output(y);
+	assert_int_equal(run_passes(), 0);
+	EXPECT_OPS(OP_MATMUL, OP_MUL);
+	const Node *mm = live_node(0), *mul = live_node(1);
+	expect_quant(mm->in[0], 8, 1, -1, 1, D(1), Z(100));
+	expect_floats(mm->in[1], 6, D(1, 2, 3, 4, 5, 6));
+	expect_quant(mm->out[0], 32, 0, -1, 1, D(1), Z(0));
+	assert_int_equal(mul->in[0], mm->out[0]);
+	expect_floats(mul->in[1], 1, D(0.0625));
+	assert_int_equal(g->tensor[mul->in[1]].rank, 0);
+	assert_int_equal(g->output[0], mul->out[0]);
+	assert_null(g->tensor[mul->out[0]].q);
+}
+
 /* ---- what it refuses ---- */
 
 static void expect_error(const char *part)
@@ -432,6 +457,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_qdq_requantize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qop_conv_matmul, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_convinteger, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_matmulinteger_dequantize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_runtime_scale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_integer_arithmetic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_per_channel_activation, setup, teardown),
