@@ -44,6 +44,7 @@ typedef struct {
 	int64_t M;             /* output channels */
 	Rescale *r;            /* [M] */
 	int r1;                /* one Rescale for all channels */
+	int64_t *accb;         /* [M] worst |acc| (from the weights), or NULL */
 } QOut;
 
 static int qt_int(DType t)
@@ -122,15 +123,21 @@ static void put_i32(Ctx *c, const char *name, DType dt, const int32_t *v, int64_
 	free(b);
 }
 
+/* 2^(n-1) of a right shift by n (0 for n = 0). */
+static int32_t half_of(Rescale r)
+{
+	return r.m == 0 && r.n > 0 && r.n <= 31 ? (int32_t)1 << (r.n - 1) : 0;
+}
+
 /* Folded biases: bias[m] - k * sumw[m], as int32 modulo 2^32 (an int32
  * accumulator) or exactly as int64. */
-static void put_bias(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
-                     int64_t M)
+static void put_bias_h(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
+                       int64_t M, int fold)
 {
 	int64_t *v = malloc(sizeof *v * (size_t)(M > 0 ? M : 1));
 	int32_t *v32 = malloc(sizeof *v32 * (size_t)(M > 0 ? M : 1));
 	for (int64_t m = 0; m < M; m++) {
-		v[m] = bias[m] - k * sumw[m];
+		v[m] = bias[m] - k * sumw[m] + (fold ? half_of(o->r[m % o->M]) : 0);
 		uint32_t u = (uint32_t)(uint64_t)v[m];   /* modulo 2^32 */
 		v32[m] = u > 0x7fffffffu ? -(int32_t)~u - 1 : (int32_t)u;
 	}
@@ -142,18 +149,73 @@ static void put_bias(Ctx *c, const QOut *o, const char *name, const int64_t *bia
 	free(v32);
 }
 
-/* Rescale tables n<id>_rm, n<id>_rn when channels differ. */
-static void put_rescale(Ctx *c, const QOut *o)
+static void put_bias(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
+                     int64_t M)
+{
+	put_bias_h(c, o, name, bias, sumw, k, M, 0);
+}
+
+/* How the channels' rescales look, for the vector kernels: RF_ONE (one
+ * Rescale: literals), RF_SHIFT (rounding right shifts, n in [0, 31]),
+ * RF_Q31 (Q31 multiply, then such a shift), RF_ANY. */
+enum { RF_ONE, RF_SHIFT, RF_Q31, RF_ANY, RF_PLAIN, RF_SHIFTH };
+
+static int rform_of(const QOut *o)
+{
+	if (o->r1)
+		return RF_ONE;
+	int shift = 1, q31 = 1;
+	for (int64_t m = 0; m < o->M; m++) {
+		shift &= o->r[m].m == 0 && o->r[m].n >= 0 && o->r[m].n <= 31;
+		q31 &= o->r[m].m != 0 && o->r[m].n >= 0;
+	}
+	return shift ? RF_SHIFT : q31 ? RF_Q31 : RF_ANY;
+}
+
+/* The vector kernels' form: RF_SHIFTH when every channel is a right shift
+ * by n in [0, 31] and acc + 2^(n-1) cannot overflow: then the bias
+ * carries the 2^(n-1) and the rounding shift of x = y - 2^(n-1) is
+ * floor((y - [y < 2^(n-1)]) / 2^n), three instructions (for n = 0 the
+ * threshold is INT32_MIN: nothing is subtracted). */
+static int rform_vec(const QOut *o)
+{
+	int ok = o->accb != NULL;
+	for (int64_t m = 0; ok && m < o->M; m++)
+		ok = o->r[m].m == 0 && o->r[m].n >= 0 && o->r[m].n <= 31 && o->accb[m] + half_of(o->r[m]) <= INT32_MAX;
+	return ok ? RF_SHIFTH : rform_of(o);
+}
+
+static int32_t thr_of(Rescale r)
+{
+	return r.n > 0 ? half_of(r) : INT32_MIN;
+}
+
+/* Per-channel tables n<id>_rm (m), _rn (n), _rh (2^(n-1), 0 for n <= 0)
+ * as the form needs them (RF_PLAIN and RF_ANY: m and n for potc_rescale);
+ * none for one Rescale. */
+static void put_rescale(Ctx *c, const QOut *o, int form)
 {
 	if (o->r1)
 		return;
-	int32_t *t = malloc(sizeof *t * (size_t)o->M * 2);
-	for (int64_t m = 0; m < o->M; m++) {
+	int64_t M = o->M;
+	int32_t *t = malloc(sizeof *t * (size_t)M * 3);
+	for (int64_t m = 0; m < M; m++) {
 		t[m] = o->r[m].m;
-		t[o->M + m] = o->r[m].n;
+		t[M + m] = o->r[m].n;
+		t[2 * M + m] = form == RF_SHIFTH ? thr_of(o->r[m]) : o->r[m].n > 0 && o->r[m].n <= 31 ?
+		               (int32_t)1 << (o->r[m].n - 1) : 0;
 	}
-	put_i32(c, arena_printf(c->g->arena, "n%d_rm", c->id), DT_I32, t, o->M);
-	put_i32(c, arena_printf(c->g->arena, "n%d_rn", c->id), narrow_of(t + o->M, o->M), t + o->M, o->M);
+	if (form == RF_SHIFTH) {
+		put_i32(c, arena_printf(c->g->arena, "n%d_rn", c->id), DT_I32, t + M, M);
+		put_i32(c, arena_printf(c->g->arena, "n%d_rt", c->id), DT_I32, t + 2 * M, M);
+		free(t);
+		return;
+	}
+	if (form != RF_SHIFT)
+		put_i32(c, arena_printf(c->g->arena, "n%d_rm", c->id), DT_I32, t, M);
+	put_i32(c, arena_printf(c->g->arena, "n%d_rn", c->id), narrow_of(t + M, M), t + M, M);
+	if (form == RF_SHIFT || form == RF_Q31)
+		put_i32(c, arena_printf(c->g->arena, "n%d_rh", c->id), DT_I32, t + 2 * M, M);
 	free(t);
 }
 
@@ -274,6 +336,16 @@ static int qconv_init(Ctx *c, QConv *v)
 		}
 		v->bias[m] = b ? ir_get_i64(b, m) : 0;
 	}
+	/* the worst |acc| per channel, for the vector kernels' rounding */
+	int64_t ax = (int64_t)ir_qmax(x->q) - v->o.zx, bx = (int64_t)v->o.zx - ir_qmin(x->q);
+	ax = ax > bx ? ax : bx;
+	v->o.accb = arena_alloc(c->g->arena, sizeof *v->o.accb * (size_t)(v->M + 1));
+	for (int64_t m = 0; m < v->M; m++) {
+		int64_t s = v->bias[m] < 0 ? -v->bias[m] : v->bias[m];
+		for (int64_t k = 0; k < v->K; k++)
+			s += ax * (v->w[m * v->K + k] < 0 ? -(int64_t)v->w[m * v->K + k] : v->w[m * v->K + k]);
+		v->o.accb[m] = s;
+	}
 	qconv_pad_dims(v);
 	v->x = ec_x(c, 0);
 	return 0;
@@ -346,7 +418,7 @@ static void plain_conv(Ctx *c, QConv *v)
 	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; bias - zp_x * sum(w - zw) */", (long long)v->M, (long long)v->K);
 	put_i32(c, wn, wt, v->w, v->M * v->K);
 	put_bias(c, o, bn, v->bias, v->sumw, o->zx, v->M);
-	put_rescale(c, o);
+	put_rescale(c, o, RF_PLAIN);
 	ec_begin(c, v->scratch);
 	int64_t xb = v->padded ? align16(v->C * v->plane * (int64_t)ir_dtype_size(o->xt)) : 0;
 	if (v->padded)
@@ -421,19 +493,7 @@ static void plain_conv(Ctx *c, QConv *v)
 	ec_end(c);
 }
 
-int eq_conv(Ctx *c)
-{
-	QConv v = {0};
-	if (qconv_init(c, &v))
-		return 1;
-	qconv_flatten(&v);
-	v.scratch = plain_conv_scratch(&v);
-	plain_conv(c, &v);
-	return 0;
-}
-
-/* ---- Gemm, MatMul ---- */
-
+/* A Gemm or MatMul being printed. */
 typedef struct {
 	QOut o;
 	int64_t M, K, N;       /* rows, reduction, columns */
@@ -447,6 +507,1109 @@ typedef struct {
 	const Nest *bn;        /* MatMul batch dims: operands y, a, b */
 	int64_t scratch;
 } QMm;
+
+/* ---- targets ----
+ * A kernel with a vector variant is printed once per target under #if,
+ * like the float kernels (conv_impl.h): the AVX-512 VNNI variant (u8 x s8
+ * dot products of 4 bytes into int32 lanes: vpdpbusd), the AVX2 variant
+ * (int16 pairs: vpmaddwd, exact: no saturation but the one case
+ * -32768 * -32768 * 2, which wraps modulo 2^32 like every other sum here),
+ * and plain C for every other compiler and target.  Intrinsics, not GNU
+ * vectors: the dot-product instructions have no portable spelling. */
+typedef enum { QK_VNNI, QK_AVX2, QK_PLAIN } QKind;
+
+static const char *const qconds[] = {
+	"defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && "
+	"defined(__AVX512VNNI__) && defined(__AVX512VBMI__)",
+	"defined(__AVX2__)",
+	NULL,
+};
+
+/* What a target prints for a node: a kernel variant (QK_*) and its
+ * scratch; emit prints the arrays and the function. */
+typedef struct {
+	int (*choose)(Ctx *, void *arg, QKind target);   /* the variant, a QKind */
+	int64_t (*scratch)(void *arg, int variant);
+	void (*emit)(Ctx *, void *arg, int variant, int64_t scratch);
+} QEmit;
+
+/* Print the node once per target (or once when every target takes the
+ * same variant); the weight bytes counted are those of the largest. */
+static void per_target(Ctx *c, void *arg, const QEmit *e)
+{
+	int var[3], same = 1;
+	int64_t sc = 0;
+	for (int i = 0; i < 3; i++) {
+		var[i] = e->choose(c, arg, (QKind)i);
+		int64_t s = e->scratch(arg, var[i]);
+		sc = s > sc ? s : sc;
+		same &= var[i] == var[0];
+	}
+	if (same) {
+		e->emit(c, arg, var[0], sc);
+		return;
+	}
+	int64_t wb = c->wbytes, most = 0;
+	for (int i = 0; i < 3; i++) {
+		if (qconds[i])
+			ec_line(&c->c, "#%s %s", i ? "elif" : "if", qconds[i]);
+		else
+			ec_line(&c->c, "#else");
+		c->wbytes = wb;
+		e->emit(c, arg, var[i], sc);
+		most = c->wbytes - wb > most ? c->wbytes - wb : most;
+	}
+	ec_line(&c->c, "#endif");
+	ec_line(&c->c, "");
+	c->wbytes = wb + most;
+}
+
+/* Raw lines at file scope (no indentation logic). */
+static void put_text(Ctx *c, const char *const *lines)
+{
+	for (; *lines; lines++) {
+		fputs(*lines, c->c.f);
+		fputc('\n', c->c.f);
+	}
+}
+
+/* potc_rescale and potc_out on 16 int32 lanes, printed once per model.c
+ * (the #ifndef keeps later copies out), exactly the scalar functions:
+ *   shr: potc_rshift_rnd32 as sign(x) * ((|x| + h) >> n), |x| read as
+ *        unsigned (abs(INT32_MIN) is 2^31 there) so nothing wraps;
+ *   mulq31: potc_mul_q31 for m in [2^30, 2^31): the exact 64-bit product
+ *        plus 2^30, floor-shifted by 31, even and odd lanes apart;
+ *   lsat: potc_lshift_sat32; rescale: potc_rescale's cases, one (m, n)
+ *        for all lanes (branches fold away when they are constants);
+ *   out: potc_out as a clamp to [lo - zp, hi - zp] (saturated to int32 by
+ *        the emitter) before adding zp, so the add cannot wrap. */
+static const char *const q512_text[] = {
+	"#include <immintrin.h>",
+	"#ifndef POTC_Q512",
+	"#define POTC_Q512",
+	"static inline __m512i potc_q512_shr(__m512i x, __m512i n, __m512i h)",
+	"{",
+	"\tconst __m512i r = _mm512_srlv_epi32(_mm512_add_epi32(_mm512_abs_epi32(x), h), n);",
+	"\treturn _mm512_mask_sub_epi32(r, _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()), _mm512_setzero_si512(), r);",
+	"}",
+	"static inline __m512i potc_q512_shrh(__m512i y, __m512i n, __m512i t)",
+	"{",
+	"\treturn _mm512_srav_epi32(_mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(y, t), y, _mm512_set1_epi32(1)), n);",
+	"}",
+	"static inline __m512i potc_q512_mulq31(__m512i x, __m512i m)",
+	"{",
+	"\tconst __m512i h = _mm512_set1_epi64((long long)1 << 30);",
+	"\tconst __m512i e = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, m), h), 31);",
+	"\tconst __m512i o = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32),",
+	"\t                                                                      _mm512_srli_epi64(m, 32)), h), 31);",
+	"\treturn _mm512_mask_blend_epi32(0xAAAA, e, _mm512_slli_epi64(o, 32));",
+	"}",
+	"static inline __m512i potc_q512_lsat(__m512i x, int l)",
+	"{",
+	"\tconst __m512i hi = _mm512_set1_epi32(INT32_MAX >> l), lo = _mm512_set1_epi32(~(INT32_MAX >> l));",
+	"\tconst __m512i r = _mm512_sllv_epi32(x, _mm512_set1_epi32(l));",
+	"\tconst __m512i t = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epi32_mask(x, hi), _mm512_set1_epi32(INT32_MAX));",
+	"\treturn _mm512_mask_mov_epi32(t, _mm512_cmplt_epi32_mask(x, lo), _mm512_set1_epi32(INT32_MIN));",
+	"}",
+	"static inline __m512i potc_q512_rescale(__m512i x, int32_t m, int n)",
+	"{",
+	"\tif (m == 0) {",
+	"\t\tif (n > 32)",
+	"\t\t\treturn _mm512_setzero_si512();",
+	"\t\tif (n == 32)",
+	"\t\t\treturn _mm512_maskz_mov_epi32(_mm512_cmpeq_epi32_mask(x, _mm512_set1_epi32(INT32_MIN)), _mm512_set1_epi32(-1));",
+	"\t\tif (n < 0)",
+	"\t\t\treturn potc_q512_lsat(x, -n);",
+	"\t} else {",
+	"\t\tif (n < 0)",
+	"\t\t\treturn potc_q512_mulq31(potc_q512_lsat(x, -n), _mm512_set1_epi32(m));",
+	"\t\tx = potc_q512_mulq31(x, _mm512_set1_epi32(m));",
+	"\t}",
+	"\treturn potc_q512_shr(x, _mm512_set1_epi32(n), _mm512_set1_epi32(n ? (int32_t)1 << (n - 1) : 0));",
+	"}",
+	"static inline __m512i potc_q512_out(__m512i v, int32_t zp, int32_t lo, int32_t hi)",
+	"{",
+	"\tv = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));",
+	"\treturn _mm512_add_epi32(v, _mm512_set1_epi32(zp));",
+	"}",
+	"/* Rows r0..r3 (NULL: pad) of n bytes, each xor f, as n 4-byte quads at d:",
+	" * the four 16-byte pieces in one zmm, interleaved by one vpermb. */",
+	"static const unsigned char potc_q512_qix[64] = {0, 16, 32, 48, 1, 17, 33, 49, 2, 18, 34, 50, 3, 19, 35, 51, 4, 20, 36, 52, 5, 21, 37, 53, 6, 22, 38, 54, 7, 23, 39, 55, 8, 24, 40, 56, 9, 25, 41, 57, 10, 26, 42, 58, 11, 27, 43, 59, 12, 28, 44, 60, 13, 29, 45, 61, 14, 30, 46, 62, 15, 31, 47, 63};",
+	"static inline void potc_q512_quads(unsigned char *d, const unsigned char *r0, const unsigned char *r1,",
+	"                                   const unsigned char *r2, const unsigned char *r3, long n, int pad, int f)",
+	"{",
+	"\tconst __m512i ix = _mm512_loadu_si512((const void *)potc_q512_qix), fv = _mm512_set1_epi8((char)f);",
+	"\tconst __m128i pv = _mm_set1_epi8((char)(pad ^ f));",
+	"\tfor (long i = 0; i < n; i += 16) {",
+	"\t\tconst long k = n - i < 16 ? n - i : 16;",
+	"\t\tconst __mmask16 m = (__mmask16)(((uint32_t)1 << k) - 1);",
+	"\t\t__m512i z = _mm512_castsi128_si512(r0 ? _mm_maskz_loadu_epi8(m, r0 + i) : pv);",
+	"\t\tz = _mm512_inserti32x4(z, r1 ? _mm_maskz_loadu_epi8(m, r1 + i) : pv, 1);",
+	"\t\tz = _mm512_inserti32x4(z, r2 ? _mm_maskz_loadu_epi8(m, r2 + i) : pv, 2);",
+	"\t\tz = _mm512_inserti32x4(z, r3 ? _mm_maskz_loadu_epi8(m, r3 + i) : pv, 3);",
+	"\t\tz = _mm512_permutexvar_epi8(ix, _mm512_xor_si512(z, fv));",
+	"\t\t_mm512_mask_storeu_epi8(d + 4 * i, k == 16 ? ~(__mmask64)0 : ((__mmask64)1 << (4 * k)) - 1, z);",
+	"\t}",
+	"}",
+	"/* n bytes from r to d, each xor f. */",
+	"static inline void potc_q512_copyx(unsigned char *d, const unsigned char *r, long n, int f)",
+	"{",
+	"\tconst __m512i fv = _mm512_set1_epi8((char)f);",
+	"\tfor (long i = 0; i < n; i += 64) {",
+	"\t\tconst long k = n - i < 64 ? n - i : 64;",
+	"\t\tconst __mmask64 m = k == 64 ? ~(__mmask64)0 : ((__mmask64)1 << k) - 1;",
+	"\t\t_mm512_mask_storeu_epi8(d + i, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, r + i), fv));",
+	"\t}",
+	"}",
+	"static inline int32_t potc_q_ld32(const unsigned char *p)",
+	"{",
+	"\tint32_t v;",
+	"\tmemcpy(&v, p, 4);",
+	"\treturn v;",
+	"}",
+	"#endif",
+	NULL,
+};
+
+/* [lo - zp, hi - zp] saturated to int32: potc_out's clamp before the add. */
+static void out_bounds(const QOut *o, int32_t *lo, int32_t *hi)
+{
+	int64_t l = (int64_t)o->lo - o->zy, h = (int64_t)o->hi - o->zy;
+	*lo = l < INT32_MIN ? INT32_MIN : (int32_t)l;
+	*hi = h > INT32_MAX ? INT32_MAX : (int32_t)h;
+}
+
+/* ---- Conv, AVX-512 VNNI ----
+ * Pixels in the vector: 16 output positions of one output channel per
+ * zmm, np channels times nv vectors of accumulators per tile, each tap
+ * one vpdpbusd per accumulator with the channel's 4 weight bytes
+ * broadcast.  The 4 bytes a lane needs are either 4 input channels of its
+ * pixel (channel quads, CQ: the input is re-laid out as [quad][pixel][4]
+ * in scratch) or 4 horizontally adjacent taps of one channel (kx quads,
+ * XQ, for few input channels: a vpermb of one load gives each lane its
+ * window, any stride up to 4).  The output positions are a flat index q
+ * over a padded plane of pitch Wp, q = oy * OWp + ox with OWp = Wp / s, so
+ * every tap is a constant offset from s * q; columns ox >= OW are junk,
+ * dropped by masked stores (when OWp is a multiple of 16) or by copying
+ * rows out of a scratch buffer.  s8 inputs are flipped to u8 (x ^ 0x80 =
+ * x + 128) on the way into scratch; the bias absorbs 128 * sum w'. */
+typedef enum { VO_DIRECT, VO_ROWS, VO_TBUF } VOut;
+
+/* Tiles: at most VX_NV vectors of positions by VX_ACC / nv channels.
+ * Measured on the Fashion-MNIST samples (Zen 5, gcc 12): 8 to 12
+ * accumulators are as fast as 16 to 24 or faster, which make gcc spill
+ * (it keeps the epilogue's constants in registers too). */
+enum { VX_MAXTAP = 64, VX_ACC = 12, VX_NV = 3 };
+
+typedef struct {
+	QConv *v;
+	int xq, s, nkq;
+	int64_t Wp, OWp, Q, QR;  /* plane pitch, output pitch, outputs, rounded to 16 */
+	int64_t ncq, nq, KQ;     /* quads: per tap loop (CQ: channel quads; XQ: channels), taps, per channel */
+	int sr;                  /* row phases: padded row R is row R / sr of phase R % sr */
+	int64_t PHB, PLB;        /* bytes of one row phase, of one channel (or quad) plane */
+	VOut out;
+	int np, nv;
+	int flip, padb;
+	int64_t xbytes, tbytes;
+	int64_t off[VX_MAXTAP];  /* tap offsets in bytes */
+	int64_t vstep;           /* bytes from one vector to the next */
+	int ok;
+} Vx;
+
+static int64_t align64(int64_t n)
+{
+	return (n + 63) / 64 * 64;
+}
+
+/* Can the u8 x s8 instruction take these weights and inputs? */
+static int vnni_weights_ok(const QConv *v)
+{
+	for (int64_t i = 0; i < v->M * v->K; i++)
+		if (v->w[i] < -128 || v->w[i] > 127)
+			return 0;
+	return !v->o.acc64 && (v->o.xt == DT_I8 || v->o.xt == DT_U8);
+}
+
+/* Output placement for a flat plane of output pitch owp (returns the
+ * pitch to use). */
+static VOut vx_out_mode(const Geom *G, int64_t owp, int s, int64_t *pitch)
+{
+	int64_t OW = G->out[2], OH = G->out[1];
+	int64_t al = (owp + 15) / 16 * 16;
+	*pitch = owp;
+	if (OH == 1 || OW == owp)
+		return VO_DIRECT;
+	if (OW * 4 >= al * 3) {
+		*pitch = al;
+		return VO_ROWS;
+	}
+	(void)s;
+	return VO_TBUF;
+}
+
+static Vx vx_geom(QConv *v, int depthwise)
+{
+	const Geom *G = &v->G;
+	Vx x = {0};
+	x.v = v;
+	if (G->in[0] != 1 || G->out[0] != 1 || G->k[0] != 1 || !vnni_weights_ok(v))
+		return x;
+	int OH = (int)G->out[1], s = G->s[2], dx = G->d[2], dy = G->d[1];
+	if (OH > 1 && G->s[1] != s)
+		return x;
+	int kh = G->k[1], kw = G->k[2];
+	x.nkq = (kw + 3) / 4;
+	int64_t cq = ((v->Cg + 3) / 4) * kh * kw, xqn = v->Cg * kh * x.nkq;
+	x.xq = depthwise || s > 1 || xqn < cq;
+	if (x.xq && s * 15 + 3 * dx > 63)
+		return x;
+	x.s = s;
+	x.sr = OH > 1 ? s : 1;
+	x.out = vx_out_mode(G, (v->pin[2] + s - 1) / s, s, &x.OWp);
+	x.Wp = x.OWp * s;
+	x.Q = (OH - 1) * x.OWp + G->out[2];
+	x.QR = (x.Q + 15) / 16 * 16;
+	/* taps: row ky lies in row phase ky * dy % sr, row ky * dy / sr of it */
+	int64_t offmax = 0, rows = (v->pin[1] + x.sr - 1) / x.sr * x.Wp;
+	for (int ky = 0; ky < kh; ky++)
+		for (int kq = 0; kq < (x.xq ? x.nkq : kw); kq++) {
+			int64_t o = (int64_t)ky * dy / x.sr * x.Wp + (x.xq ? 4LL * kq * dx : (int64_t)kq * dx);
+			offmax = o > offmax ? o : offmax;
+		}
+	if (x.xq) {
+		int64_t need = x.s * (x.QR - 16) + offmax + 64;
+		x.PHB = align64((rows > need ? rows : need) + 1);
+	} else {
+		int64_t need = x.QR + offmax;
+		x.PHB = align64(4 * (rows > need ? rows : need) + 64);
+	}
+	x.PLB = x.sr * x.PHB;
+	x.nq = 0;
+	for (int ky = 0; ky < kh; ky++)
+		for (int kq = 0; kq < (x.xq ? x.nkq : kw); kq++) {
+			if (x.nq >= VX_MAXTAP)
+				return x;
+			int64_t r = (int64_t)ky * dy;
+			int64_t o = r / x.sr * x.Wp + (x.xq ? 4LL * kq * dx : (int64_t)kq * dx);
+			x.off[x.nq++] = r % x.sr * x.PHB + (x.xq ? o : 4 * o);
+		}
+	x.ncq = x.xq ? v->Cg : (v->Cg + 3) / 4;
+	x.KQ = x.ncq * x.nq;
+	x.vstep = x.xq ? 16LL * s : 64;
+	x.flip = v->o.xt == DT_I8 ? 0x80 : 0;
+	x.padb = (v->o.zx + (x.flip ? 128 : 0)) & 0xff;
+	int64_t nvec = x.QR / 16;
+	x.nv = (int)(nvec < VX_NV ? nvec : VX_NV);
+	x.np = depthwise ? 1 : (int)(v->Mg < VX_ACC / x.nv ? v->Mg : VX_ACC / x.nv);
+	int64_t ysz = (int64_t)ir_dtype_size(v->o.yt);
+	x.xbytes = (depthwise ? 1 : v->grp) * x.ncq * x.PLB;
+	x.tbytes = x.out == VO_TBUF ? x.np * x.QR * ysz : 0;
+	x.ok = 1;
+	return x;
+}
+
+/* Where padded row R (an expression) of a plane starts: its row phase
+ * and its row within the phase. */
+static const char *vx_row(Ctx *c, const Vx *x, const char *R)
+{
+	if (x->sr == 1)
+		return arena_printf(c->g->arena, "(%s) * %lld", R, (long long)(x->xq ? x->Wp : 4 * x->Wp));
+	return arena_printf(c->g->arena, "(%s) %% %d * %lld + (%s) / %d * %lld", R, x->sr, (long long)x->PHB, R, x->sr,
+	                    (long long)(x->xq ? x->Wp : 4 * x->Wp));
+}
+
+/* Weights as int32 quads [m][ncq][nq], bytes j = the 4 taps or channels. */
+static void vx_put_weights(Ctx *c, const Vx *x, const char *name)
+{
+	const QConv *v = x->v;
+	const Geom *G = &v->G;
+	int kh = G->k[1], kw = G->k[2];
+	int64_t n = v->M * x->KQ;
+	int32_t *q = malloc(sizeof *q * (size_t)(n > 0 ? n : 1));
+	for (int64_t m = 0; m < v->M; m++)
+		for (int64_t cq = 0; cq < x->ncq; cq++)
+			for (int64_t t = 0; t < x->nq; t++) {
+				uint32_t u = 0;
+				for (int j = 0; j < 4; j++) {
+					int64_t ci, ky, kx;
+					if (x->xq) {
+						ci = cq;
+						ky = t / x->nkq;
+						kx = t % x->nkq * 4 + j;
+					} else {
+						ci = cq * 4 + j;
+						ky = t / kw;
+						kx = t % kw;
+					}
+					if (ci >= v->Cg || kx >= kw)
+						continue;
+					int32_t wv = v->w[m * v->K + (ci * kh + ky) * kw + kx];
+					u |= (uint32_t)(uint8_t)(int8_t)wv << (8 * j);
+				}
+				q[(m * x->ncq + cq) * x->nq + t] = u > 0x7fffffffu ? -(int32_t)~u - 1 : (int32_t)u;
+			}
+	ec_line(&c->c, "/* weights as 4-byte quads [m %lld][%s %lld][tap %lld] */", (long long)v->M,
+	        x->xq ? "ci" : "channel quad", (long long)x->ncq, (long long)x->nq);
+	put_i32(c, name, DT_I32, q, n);
+	free(q);
+}
+
+/* The vpermb index giving lane p the bytes s * p + j * dx, j < 4. */
+static void vx_put_index(Ctx *c, const Vx *x, const char *name)
+{
+	uint8_t ix[64];
+	for (int p = 0; p < 16; p++)
+		for (int j = 0; j < 4; j++)
+			ix[4 * p + j] = (uint8_t)(x->s * p + j * x->v->G.d[2]);
+	ec_array(c, name, DT_U8, 64, ix);
+}
+
+/* Image n's input into the scratch planes (pads were set before): the
+ * (flipped) rows; channel quads interleaved for CQ. */
+static void vx_fill(Ctx *c, const Vx *x, const char *nv)
+{
+	const QConv *v = x->v;
+	const Geom *G = &v->G;
+	const char *img = *nv ? ec_aff(c, 0, nv, v->C * G->insz, NULL) : "";
+	if (x->xq) {
+		ec_line(&c->c, "for (long ch = 0; ch < %lld; ch++)", (long long)v->C);
+		ec_line(&c->c, "\tfor (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
+		ec_line(&c->c, "\t\tpotc_q512_copyx(xs + %s + %s, (const unsigned char *)%s + %s, %lld, %d);",
+		        ec_aff(c, G->pb[2], "ch", x->PLB, NULL), vx_row(c, x, arena_printf(c->g->arena, "iy + %d", G->pb[1])),
+		        v->x, ec_aff(c, 0, img, (int64_t)1, "ch", G->insz, "iy", G->in[2], NULL), (long long)G->in[2],
+		        x->flip);
+		return;
+	}
+	/* CQ: quad k of group g holds channels g * Cg + 4k + j */
+	int64_t rowoff = G->pb[1] * x->Wp + G->pb[2];
+	int flat = !v->padded && G->in[2] == x->Wp;
+	int64_t n = flat ? G->in[1] * G->in[2] : G->in[2];
+	ec_line(&c->c, "for (long k = 0; k < %lld; k++) {", (long long)(v->grp * x->ncq));
+	ec_line(&c->c, "const long c0 = k / %lld * %lld + k %% %lld * 4, nc = %lld - k %% %lld * 4;", (long long)x->ncq,
+	        (long long)v->Cg, (long long)x->ncq, (long long)v->Cg, (long long)x->ncq);
+	ec_line(&c->c, "const unsigned char *const r = (const unsigned char *)%s + %s;", v->x,
+	        ec_aff(c, 0, img, (int64_t)1, "c0", G->insz, NULL));
+	ec_line(&c->c, "(void)nc;");
+	if (!flat)
+		ec_line(&c->c, "for (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
+	const char *r[4];
+	for (int j = 0; j < 4; j++) {
+		const char *e = arena_printf(c->g->arena, "r + %s", ec_aff(c, j * G->insz, flat ? "" : "iy", G->in[2], NULL));
+		r[j] = j == 0 || v->Cg % 4 == 0 ? e : arena_printf(c->g->arena, "nc > %d ? %s : 0", j, e);
+	}
+	ec_line(&c->c, "%spotc_q512_quads(xs + %s, %s, %s, %s, %s, %lld, %d, %d);", flat ? "" : "\t",
+	        ec_aff(c, rowoff * 4, "k", x->PLB, flat ? "" : "iy", x->Wp * 4, NULL), r[0], r[1], r[2], r[3],
+	        (long long)n, x->padb, x->flip);
+	ec_line(&c->c, "}");
+}
+
+/* ---- the vector epilogue: rescale, clamp, convert, store ----
+ * After the rescale, potc_out's clamp to [lo, hi] and the narrowing:
+ * with zp_y = 0 a saturating convert (vpmovsdb, vpmovusdb after max 0)
+ * is the clamp to the dtype's range, so only a narrower lo or hi costs
+ * an instruction; otherwise clamp to [lo - zp, hi - zp], add zp and
+ * truncate (the values are in range). */
+typedef struct {
+	int maxv, minv, addz;
+	int32_t lo, hi, zy;
+	const char *cvt;     /* "cvtsepi32", "cvtusepi32" or "cvtepi32" */
+	int w16;             /* 16-bit output */
+} OutPlan;
+
+static OutPlan out_plan(const QOut *o)
+{
+	OutPlan p = {0, 0, 0, 0, 0, o->zy, "cvtepi32", ir_dtype_size(o->yt) == 2};
+	int uns = o->yt == DT_U8 || o->yt == DT_U16;
+	int32_t dmin = uns ? 0 : p.w16 ? -32768 : -128, dmax = uns ? (p.w16 ? 65535 : 255) : p.w16 ? 32767 : 127;
+	if (o->zy == 0) {
+		p.lo = o->lo;
+		p.hi = o->hi;
+		p.maxv = uns || o->lo > dmin;
+		p.minv = o->hi < dmax;
+		p.cvt = uns ? "cvtusepi32" : "cvtsepi32";
+		return p;
+	}
+	out_bounds(o, &p.lo, &p.hi);
+	p.maxv = p.lo > INT32_MIN;
+	p.minv = p.hi < INT32_MAX;
+	p.addz = 1;
+	return p;
+}
+
+/* r = the clamp (and zero point) of r, 16 lanes. */
+static void out512(Ctx *c, const OutPlan *p, const char *r)
+{
+	if (p->maxv)
+		ec_line(&c->c, "%s = _mm512_max_epi32(%s, _mm512_set1_epi32(%ld));", r, r, (long)p->lo);
+	if (p->minv)
+		ec_line(&c->c, "%s = _mm512_min_epi32(%s, _mm512_set1_epi32(%ld));", r, r, (long)p->hi);
+	if (p->addz)
+		ec_line(&c->c, "%s = _mm512_add_epi32(%s, _mm512_set1_epi32(%ld));", r, r, (long)p->zy);
+}
+
+/* Store r's 16 lanes narrowed at dst: all (valid 16), the first `valid`,
+ * or those of mask expression mk (valid 0). */
+static void store512(Ctx *c, const OutPlan *p, const char *r, const char *dst, int valid, const char *mk)
+{
+	const char *e = p->w16 ? "epi16" : "epi8";
+	if (valid == 16) {
+		if (p->w16)
+			ec_line(&c->c, "_mm256_storeu_si256((__m256i *)(void *)(%s), _mm512_%s_epi16(%s));", dst, p->cvt, r);
+		else
+			ec_line(&c->c, "_mm_storeu_si128((__m128i *)(void *)(%s), _mm512_%s_epi8(%s));", dst, p->cvt, r);
+		return;
+	}
+	if (valid)
+		mk = arena_printf(c->g->arena, "0x%x", (1u << valid) - 1);
+	ec_line(&c->c, "_mm512_mask_%s_storeu_%s((void *)(%s), (__mmask16)(%s), %s);", p->cvt, e, dst, mk, r);
+}
+
+/* Channel ch's rescale vectors (suffix sfx) for the form. */
+static void params512(Ctx *c, const QOut *o, int form, const char *ch, const char *sfx)
+{
+	int id = c->id;
+	if (form == RF_Q31)
+		ec_line(&c->c, "const __m512i m%s = _mm512_set1_epi32(n%d_rm[%s]);", sfx, id, ch);
+	if (form == RF_SHIFT || form == RF_Q31)
+		ec_line(&c->c, "const __m512i n%s = _mm512_set1_epi32(n%d_rn[%s]), h%s = _mm512_set1_epi32(n%d_rh[%s]);", sfx,
+		        id, ch, sfx, id, ch);
+	if (form == RF_SHIFTH && o->r1)
+		ec_line(&c->c, "const __m512i n%s = _mm512_set1_epi32(%d), t%s = _mm512_set1_epi32(%ld);", sfx, o->r[0].n, sfx,
+		        (long)thr_of(o->r[0]));
+	else if (form == RF_SHIFTH)
+		ec_line(&c->c, "const __m512i n%s = _mm512_set1_epi32(n%d_rn[%s]), t%s = _mm512_set1_epi32(n%d_rt[%s]);", sfx,
+		        id, ch, sfx, id, ch);
+}
+
+/* The rescale of acc for channel ch as an expression. */
+static const char *rescale512(Ctx *c, const QOut *o, int form, const char *acc, const char *ch, const char *sfx)
+{
+	Arena *a = c->g->arena;
+	switch (form) {
+	case RF_ONE:
+		return arena_printf(a, "potc_q512_rescale(%s, %ld, %d)", acc, (long)o->r[0].m, o->r[0].n);
+	case RF_SHIFT:
+		return arena_printf(a, "potc_q512_shr(%s, n%s, h%s)", acc, sfx, sfx);
+	case RF_Q31:
+		return arena_printf(a, "potc_q512_shr(potc_q512_mulq31(%s, m%s), n%s, h%s)", acc, sfx, sfx, sfx);
+	case RF_SHIFTH:
+		return arena_printf(a, "potc_q512_shrh(%s, n%s, t%s)", acc, sfx, sfx);
+	default:
+		return arena_printf(a, "potc_q512_rescale(%s, n%d_rm[%s], n%d_rn[%s])", acc, c->id, ch, c->id, ch);
+	}
+}
+
+/* A vector of a tile: flat position q (expression), output element yi
+ * within the channel's plane (or the row buffer), lanes to store. */
+typedef struct {
+	const char *q, *yi;
+	int valid;
+} VxVec;
+
+
+/* One tile: np channels from m0 (of the group) times nv vectors. */
+static void vx_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
+{
+	const QConv *v = x->v;
+	const QOut *o = &v->o;
+	Str s = {0};
+	ec_line(&c->c, "{");
+	for (int p = 0; p < np; p++)
+		for (int u = 0; u < nv; u++)
+			if (u)
+				str_printf(&s, ", a%d_%d = a%d_0", p, u, p);
+			else
+				str_printf(&s, "%sa%d_0 = _mm512_set1_epi32(bg[m0 + %d])", p ? ", " : "__m512i ", p, p);
+	ec_line(&c->c, "%s;", s.s);
+	str_free(&s);
+	for (int u = 0; u < nv; u++)
+		ec_line(&c->c, "const unsigned char *const p%d = xg + (%s) * %d;", u, vec[u].q, x->xq ? x->s : 4);
+	ec_line(&c->c, "const int32_t *wq = wg + m0 * %lld;", (long long)x->KQ);
+	if (x->ncq > 1)
+		ec_line(&c->c, "for (long k = 0, ko = 0; k < %lld; k++, ko += %lld, wq += %lld) {", (long long)x->ncq,
+		        (long long)x->PLB, (long long)x->nq);
+	else
+		ec_line(&c->c, "{");
+	const char *ko = x->ncq > 1 ? "ko + " : "";
+	for (int64_t t = 0; t < x->nq; t++) {
+		ec_line(&c->c, "{");
+		for (int u = 0; u < nv; u++) {
+			const char *ld = arena_printf(c->g->arena, "_mm512_loadu_si512((const void *)(p%d + %s%lld))", u, ko,
+			                              (long long)x->off[t]);
+			if (x->xq)
+				ec_line(&c->c, "const __m512i x%d = _mm512_permutexvar_epi8(ix, %s);", u, ld);
+			else
+				ec_line(&c->c, "const __m512i x%d = %s;", u, ld);
+		}
+		for (int p = 0; p < np; p++) {
+			ec_line(&c->c, "const __m512i w%d = _mm512_set1_epi32(wq[%lld]);", p, (long long)(p * x->KQ + t));
+			for (int u = 0; u < nv; u++)
+				ec_line(&c->c, "a%d_%d = _mm512_dpbusd_epi32(a%d_%d, x%d, w%d);", p, u, p, u, u, p);
+		}
+		ec_line(&c->c, "}");
+	}
+	ec_line(&c->c, "}");
+	OutPlan op = out_plan(o);
+	int form = rform_vec(o);
+	int64_t ysz = (int64_t)ir_dtype_size(o->yt);
+	for (int p = 0; p < np; p++) {
+		const char *ch = arena_printf(c->g->arena, "mg + m0 + %d", p);
+		ec_line(&c->c, "{");
+		params512(c, o, form, ch, "");
+		for (int u = 0; u < nv; u++) {
+			ec_line(&c->c, "{");
+			ec_line(&c->c, "__m512i r = %s;", rescale512(c, o, form, arena_printf(c->g->arena, "a%d_%d", p, u), ch, ""));
+			out512(c, &op, "r");
+			const char *dst = x->out == VO_TBUF ?
+			    arena_printf(c->g->arena, "ts + (%lld + %s) * %lld", (long long)(p * x->QR), vec[u].q, (long long)ysz) :
+			    arena_printf(c->g->arena, "yg + (m0 + %d) * %lld + %s", p, (long long)v->G.outsz, vec[u].yi);
+			store512(c, &op, "r", dst, x->out == VO_TBUF ? 16 : vec[u].valid, NULL);
+			ec_line(&c->c, "}");
+		}
+		ec_line(&c->c, "}");
+	}
+	ec_line(&c->c, "}");
+}
+
+/* Tiles over the flat range [0, QR) (VO_DIRECT, VO_TBUF) for np channels
+ * from m0: nv vectors at a time from q0, the last ones apart. */
+static void vx_flat(Ctx *c, const Vx *x, int np)
+{
+	int64_t nvec = x->QR / 16, full = nvec / x->nv, rest = nvec % x->nv;
+	int tailv = x->out == VO_DIRECT && x->Q % 16 ? (int)(x->Q % 16) : 16;
+	int64_t loop = full - (tailv < 16 && !rest && full > 0);
+	VxVec vec[VX_NV];
+	for (int k = 0; k < 3; k++) {
+		int64_t from = k == 0 ? 0 : k == 1 ? loop * x->nv : full * x->nv, n = k == 0 ? loop : k == 1 ? full - loop : 1;
+		int nv = k == 2 ? (int)rest : x->nv;
+		if (n <= 0 || nv <= 0)
+			continue;
+		for (int u = 0; u < nv; u++) {
+			vec[u].q = arena_printf(c->g->arena, "q0 + %d", 16 * u);
+			vec[u].yi = vec[u].q;
+			vec[u].valid = k && u == nv - 1 ? tailv : 16;
+		}
+		if (k == 0 && n > 1) {
+			ec_line(&c->c, "for (long q0 = 0; q0 < %lld; q0 += %d)", (long long)(n * x->nv * 16), x->nv * 16);
+		} else {
+			ec_line(&c->c, "{");
+			ec_line(&c->c, "const long q0 = %lld;", (long long)(from * 16));
+		}
+		vx_tile(c, x, np, nv, vec);
+		if (!(k == 0 && n > 1))
+			ec_line(&c->c, "}");
+	}
+}
+
+/* Tiles of whole output rows (VO_ROWS): per row the vectors that hold
+ * outputs (ox < OW), tr rows a tile, masks constant. */
+static void vx_rows_tile(Ctx *c, const Vx *x, int np, int tr, int64_t k0, int64_t nk)
+{
+	const Geom *G = &x->v->G;
+	VxVec vec[VX_NV];
+	int nv = 0;
+	for (int r = 0; r < tr; r++)
+		for (int64_t k = k0; k < k0 + nk; k++, nv++) {
+			vec[nv].q = arena_printf(c->g->arena, "(oy0 + %d) * %lld + %lld", r, (long long)x->OWp, (long long)(16 * k));
+			vec[nv].yi = arena_printf(c->g->arena, "(oy0 + %d) * %lld + %lld", r, (long long)G->out[2],
+			                          (long long)(16 * k));
+			vec[nv].valid = G->out[2] - 16 * k >= 16 ? 16 : (int)(G->out[2] - 16 * k);
+		}
+	vx_tile(c, x, np, nv, vec);
+}
+
+static void vx_rows(Ctx *c, const Vx *x, int np)
+{
+	const Geom *G = &x->v->G;
+	int64_t OH = G->out[1], kv = (G->out[2] + 15) / 16;
+	if (kv > VX_NV) {
+		ec_line(&c->c, "for (long oy0 = 0; oy0 < %lld; oy0++) {", (long long)OH);
+		for (int64_t k0 = 0; k0 < kv; k0 += VX_NV)
+			vx_rows_tile(c, x, np, 1, k0, kv - k0 < VX_NV ? kv - k0 : VX_NV);
+		ec_line(&c->c, "}");
+		return;
+	}
+	int tr = (int)(VX_NV / kv);
+	int64_t full = OH / tr * tr;
+	if (full) {
+		ec_line(&c->c, "for (long oy0 = 0; oy0 < %lld; oy0 += %d)", (long long)full, tr);
+		vx_rows_tile(c, x, np, tr, 0, kv);
+	}
+	if (full < OH) {
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "const long oy0 = %lld;", (long long)full);
+		vx_rows_tile(c, x, np, (int)(OH - full), 0, kv);
+		ec_line(&c->c, "}");
+	}
+}
+
+/* All output positions of np channels from m0, then the row copies out
+ * of the buffer (VO_TBUF). */
+static void vx_positions(Ctx *c, const Vx *x, int np)
+{
+	const QConv *v = x->v;
+	if (x->out == VO_ROWS) {
+		vx_rows(c, x, np);
+		return;
+	}
+	vx_flat(c, x, np);
+	if (x->out == VO_TBUF) {
+		int64_t ysz = (int64_t)ir_dtype_size(v->o.yt);
+		ec_line(&c->c, "for (long p = 0; p < %d; p++)", np);
+		ec_line(&c->c, "\tfor (long oy = 0; oy < %lld; oy++)", (long long)v->G.out[1]);
+		ec_line(&c->c, "\t\tmemcpy(yg + (m0 + p) * %lld + oy * %lld, ts + (p * %lld + oy * %lld) * %lld, %lld);",
+		        (long long)v->G.outsz, (long long)v->G.out[2], (long long)x->QR, (long long)x->OWp, (long long)ysz,
+		        (long long)(v->G.out[2] * ysz));
+	}
+}
+
+typedef struct {
+	const Vx *x;
+} VxArg;
+
+static void vx_chunk(Ctx *c, const void *arg, int64_t np)
+{
+	vx_positions(c, ((const VxArg *)arg)->x, (int)np);
+}
+
+typedef void (*ChunkFn)(Ctx *, const void *arg, int64_t size);
+static void even_chunks(Ctx *c, const char *var, int64_t total, int64_t step, ChunkFn fn, const void *arg);
+
+/* The node's arrays and the loads both variants share. */
+static void vx_arrays(Ctx *c, const Vx *x, int depthwise)
+{
+	const QConv *v = x->v;
+	const QOut *o = &v->o;
+	put_text(c, q512_text);
+	vx_put_weights(c, x, arena_printf(c->g->arena, "n%d_wq", c->id));
+	put_bias_h(c, o, arena_printf(c->g->arena, "n%d_bq", c->id), v->bias, v->sumw, o->zx + (x->flip ? 128 : 0), v->M,
+	           rform_vec(o) == RF_SHIFTH);
+	put_rescale(c, o, rform_vec(o));
+	if (x->xq)
+		vx_put_index(c, x, arena_printf(c->g->arena, "n%d_ix", c->id));
+	(void)depthwise;
+}
+
+static void vnni_conv(Ctx *c, QConv *v, int64_t scratch)
+{
+	Vx x = vx_geom(v, 0);
+	const QOut *o = &v->o;
+	vx_arrays(c, &x, 0);
+	ec_begin(c, scratch);
+	ec_line(&c->c, "unsigned char *const xs = (unsigned char *)s;");
+	if (x.tbytes)
+		ec_line(&c->c, "unsigned char *const ts = xs + %lld;", (long long)x.xbytes);
+	if (x.xq)
+		ec_line(&c->c, "const __m512i ix = _mm512_loadu_si512((const void *)n%d_ix);", c->id);
+	/* the pads (and the interiors, rewritten per image) */
+	if (v->padded || x.Wp != v->G.in[2])
+		ec_line(&c->c, "memset(xs, %d, %lld);", x.padb, (long long)x.xbytes);
+	const char *nv = v->N > 1 ? "n" : "";
+	if (*nv)
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
+	else
+		ec_line(&c->c, "{");
+	vx_fill(c, &x, nv);
+	const char *gv = v->grp > 1 ? "g" : "";
+	if (*gv)
+		ec_line(&c->c, "for (long g = 0; g < %lld; g++) {", (long long)v->grp);
+	else
+		ec_line(&c->c, "{");
+	ec_line(&c->c, "const unsigned char *const xg = xs + %s;", ec_aff(c, 0, gv, x.ncq * x.PLB, NULL));
+	ec_line(&c->c, "const int32_t *const wg = n%d_wq + %s;", c->id, ec_aff(c, 0, gv, v->Mg * x.KQ, NULL));
+	ec_line(&c->c, "const int32_t *const bg = n%d_bq + %s;", c->id, ec_aff(c, 0, gv, v->Mg, NULL));
+	ec_line(&c->c, "const long mg = %s;", ec_aff(c, 0, gv, v->Mg, NULL));
+	ec_line(&c->c, "%s *const yg = y0 + %s;", ec_ctype(o->yt),
+	        ec_aff(c, 0, nv, v->M * v->G.outsz, gv, v->Mg * v->G.outsz, NULL));
+	ec_line(&c->c, "(void)mg;");
+	VxArg a = {&x};
+	even_chunks(c, "m0", v->Mg, x.np, vx_chunk, &a);
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_end(c);
+}
+
+/* Depthwise (one input channel per output channel): per channel the flat
+ * loop of vx_positions with kx quads (vpermb windows) of its taps.
+ * Planes are filled in blocks of DW_CB channels, each phase over the
+ * whole block (reading a plane right after writing it stalls on store
+ * forwarding); the pads are written once per call, only the interiors
+ * are rewritten. */
+enum { DW_CB = 8 };
+
+static void vnni_dw(Ctx *c, QConv *v, int64_t scratch)
+{
+	Vx x = vx_geom(v, 1);
+	const QOut *o = &v->o;
+	const Geom *G = &v->G;
+	vx_arrays(c, &x, 1);
+	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
+	ec_begin(c, scratch);
+	ec_line(&c->c, "unsigned char *const xs = (unsigned char *)s;");
+	if (x.out == VO_TBUF)
+		ec_line(&c->c, "unsigned char *const ts = xs + %lld;", (long long)(cb * x.PLB));
+	ec_line(&c->c, "const __m512i ix = _mm512_loadu_si512((const void *)n%d_ix);", c->id);
+	ec_line(&c->c, "memset(xs, %d, %lld);", x.padb, (long long)(cb * x.PLB));
+	const char *nv = v->N > 1 ? "n" : "";
+	if (*nv)
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++)", (long long)v->N);
+	ec_line(&c->c, "for (long mb = 0; mb < %lld; mb += %lld) {", (long long)v->M, (long long)cb);
+	ec_line(&c->c, "const long nb = %lld - mb < %lld ? %lld - mb : %lld;", (long long)v->M, (long long)cb,
+	        (long long)v->M, (long long)cb);
+	ec_line(&c->c, "for (long j = 0; j < nb; j++)");
+	ec_line(&c->c, "\tfor (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
+	ec_line(&c->c, "\t\tpotc_q512_copyx(xs + %s + %s, (const unsigned char *)%s + %s, %lld, %d);",
+	        ec_aff(c, G->pb[2], "j", x.PLB, NULL), vx_row(c, &x, arena_printf(c->g->arena, "iy + %d", G->pb[1])), v->x,
+	        ec_aff(c, 0, nv, v->C * G->insz, "mb", G->insz, "j", G->insz, "iy", G->in[2], NULL), (long long)G->in[2],
+	        x.flip);
+	ec_line(&c->c, "for (long j = 0; j < nb; j++) {");
+	ec_line(&c->c, "const long mg = mb + j, m0 = 0;");
+	ec_line(&c->c, "const unsigned char *const xg = xs + j * %lld;", (long long)x.PLB);
+	ec_line(&c->c, "const int32_t *const wg = n%d_wq + mg * %lld;", c->id, (long long)x.KQ);
+	ec_line(&c->c, "const int32_t *const bg = n%d_bq + mg;", c->id);
+	ec_line(&c->c, "%s *const yg = y0 + %s;", ec_ctype(o->yt), ec_aff(c, 0, nv, v->M * G->outsz, "mg", G->outsz, NULL));
+	vx_positions(c, &x, 1);
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_end(c);
+}
+
+static int64_t vnni_dw_scratch(QConv *v)
+{
+	Vx x = vx_geom(v, 1);
+	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
+	return cb * x.PLB + (x.out == VO_TBUF ? x.QR * (int64_t)ir_dtype_size(v->o.yt) : 0);
+}
+
+/* ---- Gemm, MatMul with constant B, AVX-512 VNNI ----
+ * Channels (columns) in the vector: a row's 4 activation bytes broadcast,
+ * B as 64-byte blocks [16-column block][k quad][16 columns][4], np rows
+ * times nv blocks times ns independent partial sums over k (one row, the
+ * batch-1 case, needs the splits to keep enough dot products in flight).
+ * Rows are copied into scratch first, flipped to u8 and padded to a
+ * multiple of 4 bytes (pad bytes meet zero weights). */
+typedef struct {
+	QMm *q;
+	int64_t K4, KQ, NB, Npad;
+	int flip, np, nv, ns;
+	int rform;            /* 0: one rescale (literals), 1: right shifts, 2: Q31 + right shifts, 3: any */
+} Vg;
+
+static int vnni_mm_ok(const QMm *q)
+{
+	if (!q->constb || q->o.acc64 || (q->o.xt != DT_I8 && q->o.xt != DT_U8))
+		return 0;
+	for (int64_t i = 0; i < q->nbb * q->K * q->N; i++)
+		if (q->w[i] < -128 || q->w[i] > 127)
+			return 0;
+	return 1;
+}
+
+static Vg vg_geom(QMm *q, int lanes)
+{
+	Vg v = {q, (q->K + 3) / 4 * 4, (q->K + 3) / 4, (q->N + lanes - 1) / lanes, 0, 0, 1, 1, 1, rform_of(&q->o)};
+	v.Npad = v.NB * lanes;
+	v.flip = q->o.xt == DT_I8 ? 0x80 : 0;
+	v.nv = (int)(v.NB < 4 ? v.NB : 4);
+	if (q->M == 1) {
+		v.ns = 12 / v.nv;
+		v.ns = v.ns > v.KQ ? (int)v.KQ : v.ns;
+		v.ns = v.ns < 1 ? 1 : v.ns;
+	} else {
+		v.np = (int)(q->M < VX_ACC / v.nv ? q->M : VX_ACC / v.nv);
+	}
+	return v;
+}
+
+/* Per-lane rescale tables (padded): n<id>_vm, _vn, _vh (2^(n-1)). */
+static void put_lane_rescale(Ctx *c, const QOut *o, int form, int64_t npad)
+{
+	int32_t *t = calloc((size_t)npad * 3, sizeof *t);
+	for (int64_t j = 0; j < npad; j++) {
+		Rescale r = o->r[j < o->M ? j : 0];
+		t[j] = r.m;
+		t[npad + j] = r.n;
+		t[2 * npad + j] = r.n > 0 && r.n <= 31 ? (int32_t)1 << (r.n - 1) : 0;
+	}
+	if (form >= 2)
+		put_i32(c, arena_printf(c->g->arena, "n%d_vm", c->id), DT_I32, t, npad);
+	put_i32(c, arena_printf(c->g->arena, "n%d_vn", c->id), DT_I32, t + npad, npad);
+	if (form <= 2)
+		put_i32(c, arena_printf(c->g->arena, "n%d_vh", c->id), DT_I32, t + 2 * npad, npad);
+	free(t);
+}
+
+/* r = potc_rescale of vector acc with the rescales of columns j..j+15. */
+static void lane_rescale512(Ctx *c, const QOut *o, int form, const char *r, const char *acc, const char *j)
+{
+	int id = c->id;
+	switch (form) {
+	case 0:
+		ec_line(&c->c, "const __m512i %s = potc_q512_rescale(%s, %ld, %d);", r, acc, (long)o->r[0].m, o->r[0].n);
+		break;
+	case 1:
+		ec_line(&c->c, "const __m512i %s = potc_q512_shr(%s, _mm512_loadu_si512((const void *)(n%d_vn + %s)), "
+		        "_mm512_loadu_si512((const void *)(n%d_vh + %s)));", r, acc, id, j, id, j);
+		break;
+	case 2:
+		ec_line(&c->c, "const __m512i %s = potc_q512_shr(potc_q512_mulq31(%s, _mm512_loadu_si512((const void *)(n%d_vm + %s))), "
+		        "_mm512_loadu_si512((const void *)(n%d_vn + %s)), _mm512_loadu_si512((const void *)(n%d_vh + %s)));",
+		        r, acc, id, j, id, j, id, j);
+		break;
+	default:
+		ec_line(&c->c, "int32_t l_[16];");
+		ec_line(&c->c, "_mm512_storeu_si512((void *)l_, %s);", acc);
+		ec_line(&c->c, "for (int e = 0; e < 16; e++)");
+		ec_line(&c->c, "\tl_[e] = potc_rescale(l_[e], n%d_vm[%s + e], n%d_vn[%s + e]);", id, j, id, j);
+		ec_line(&c->c, "const __m512i %s = _mm512_loadu_si512((const void *)l_);", r);
+		break;
+	}
+}
+
+/* B - zw as [batch][16-column block][k quad][16][4] bytes. */
+static void vg_put_weights(Ctx *c, const Vg *v, const char *name, int lanes, int g)
+{
+	const QMm *q = v->q;
+	int64_t per = v->Npad * v->K4, n = q->nbb * per;
+	int8_t *w = calloc((size_t)(n > 0 ? n : 1), 1);
+	for (int64_t bb = 0; bb < q->nbb; bb++)
+		for (int64_t k = 0; k < q->K; k++)
+			for (int64_t j = 0; j < q->N; j++) {
+				int64_t blk = j / lanes, l = j % lanes;
+				w[bb * per + ((blk * v->KQ + k / g) * lanes + l) * g + k % g] = (int8_t)q->w[(bb * q->K + k) * q->N + j];
+			}
+	ec_line(&c->c, "/* B - zw as [%lld][column block %lld][k group %lld][%d][%d] */", (long long)q->nbb, (long long)v->NB,
+	        (long long)v->KQ, lanes, g);
+	ec_array(c, name, DT_I8, n, w);
+	free(w);
+}
+
+static void put_mm_bias(Ctx *c, const QMm *q, const char *name, int64_t k, int64_t npad)
+{
+	int64_t n = q->nbb * npad;
+	int64_t *b = calloc((size_t)(n > 0 ? n : 1), sizeof *b), *sw = calloc((size_t)(n > 0 ? n : 1), sizeof *sw);
+	for (int64_t bb = 0; bb < q->nbb; bb++)
+		for (int64_t j = 0; j < q->N; j++) {
+			b[bb * npad + j] = q->bias[bb * q->N + j];
+			sw[bb * npad + j] = q->sumw[bb * q->N + j];
+		}
+	put_bias(c, &q->o, name, b, sw, k, n);
+	free(b);
+	free(sw);
+}
+
+/* Rows i0.. (np of them) times blocks nb0.. (nv of them). */
+static void vg_tile(Ctx *c, const Vg *v, int np, int nv, const char *wb, const char *bb)
+{
+	const QMm *q = v->q;
+	const QOut *o = &q->o;
+	int ns = v->ns;
+	Str s = {0};
+	ec_line(&c->c, "{");
+	for (int p = 0; p < np; p++)
+		for (int u = 0; u < nv; u++)
+			for (int k = 0; k < ns; k++) {
+				if (k)
+					str_printf(&s, ", a%d_%d_%d = _mm512_setzero_si512()", p, u, k);
+				else
+					str_printf(&s, "%sa%d_%d_0 = _mm512_loadu_si512((const void *)(%s + (nb0 + %d) * 16))",
+					           s.len ? ", " : "__m512i ", p, u, bb, u);
+			}
+	ec_line(&c->c, "%s;", s.s);
+	str_free(&s);
+	int64_t full = v->KQ / ns * ns;
+	for (int tail = 0; tail < 2; tail++) {
+		int64_t from = tail ? full : 0, to = tail ? v->KQ : full;
+		int step = tail ? 1 : ns;
+		if (from >= to)
+			continue;
+		ec_line(&c->c, "for (long k = %lld; k < %lld; k += %d) {", (long long)from, (long long)to, step);
+		for (int k = 0; k < step; k++)
+			for (int u = 0; u < nv; u++)
+				ec_line(&c->c, "const __m512i w%d_%d = _mm512_loadu_si512((const void *)(%s + ((nb0 + %d) * %lld + k + %d) * 64));",
+				        u, k, wb, u, (long long)v->KQ, k);
+		for (int p = 0; p < np; p++)
+			for (int k = 0; k < step; k++) {
+				ec_line(&c->c, "{");
+				ec_line(&c->c, "const __m512i b = _mm512_set1_epi32(potc_q_ld32(ab + (i0 + %d) * %lld + (k + %d) * 4));", p,
+				        (long long)v->K4, k);
+				for (int u = 0; u < nv; u++)
+					ec_line(&c->c, "a%d_%d_%d = _mm512_dpbusd_epi32(a%d_%d_%d, b, w%d_%d);", p, u, k, p, u, k, u, k);
+				ec_line(&c->c, "}");
+			}
+		ec_line(&c->c, "}");
+	}
+	int32_t lo, hi;
+	out_bounds(o, &lo, &hi);
+	for (int p = 0; p < np; p++)
+		for (int u = 0; u < nv; u++) {
+			ec_line(&c->c, "{");
+			for (int k = 1; k < ns; k++)
+				ec_line(&c->c, "a%d_%d_0 = _mm512_add_epi32(a%d_%d_0, a%d_%d_%d);", p, u, p, u, p, u, k);
+			ec_line(&c->c, "const long j = (nb0 + %d) * 16;", u);
+			lane_rescale512(c, o, v->rform, "t", arena_printf(c->g->arena, "a%d_%d_0", p, u), "j");
+			ec_line(&c->c, "const __m512i r = potc_q512_out(t, %ld, %ld, %ld);", (long)o->zy, (long)lo, (long)hi);
+			int w16 = ir_dtype_size(o->yt) == 2;
+			const char *dst = arena_printf(c->g->arena, "py + (i0 + %d) * %lld + j", p, (long long)q->N);
+			if (q->N % 16)
+				ec_line(&c->c, "%s(%s, (__mmask16)(j + 16 <= %lld ? 0xFFFF : (1u << (%lld - j)) - 1), r);",
+				        w16 ? "_mm512_mask_cvtepi32_storeu_epi16" : "_mm512_mask_cvtepi32_storeu_epi8", dst,
+				        (long long)q->N, (long long)q->N);
+			else if (w16)
+				ec_line(&c->c, "_mm256_storeu_si256((__m256i *)(void *)(%s), _mm512_cvtepi32_epi16(r));", dst);
+			else
+				ec_line(&c->c, "_mm_storeu_si128((__m128i *)(void *)(%s), _mm512_cvtepi32_epi8(r));", dst);
+			ec_line(&c->c, "}");
+		}
+	ec_line(&c->c, "}");
+}
+
+/* var over [0, total) in chunks of at most step, as even as possible,
+ * each printed by fn(size). */
+
+static void even_chunks(Ctx *c, const char *var, int64_t total, int64_t step, ChunkFn fn, const void *arg)
+{
+	if (total <= 0)
+		return;
+	int64_t n = (total + step - 1) / step, big = (total + n - 1) / n, nbig = total - n * (big - 1);
+	for (int k = 0; k < 2; k++) {
+		int64_t from = k ? nbig * big : 0, to = k ? total : nbig * big, sz = k ? big - 1 : big;
+		if (from >= to || sz <= 0)
+			continue;
+		if (to - from == sz) {
+			ec_line(&c->c, "{");
+			ec_line(&c->c, "const long %s = %lld;", var, (long long)from);
+		} else {
+			ec_line(&c->c, "for (long %s = %lld; %s < %lld; %s += %lld) {", var, (long long)from, var, (long long)to,
+			        var, (long long)sz);
+		}
+		fn(c, arg, sz);
+		ec_line(&c->c, "}");
+	}
+}
+
+typedef struct {
+	const Vg *v;
+	const char *wb, *bb;
+	int np;
+} VgArg;
+
+static void vg_blocks(Ctx *c, const void *arg, int64_t nv)
+{
+	const VgArg *a = arg;
+	vg_tile(c, a->v, a->np, (int)nv, a->wb, a->bb);
+}
+
+static void vg_rows(Ctx *c, const void *arg, int64_t np)
+{
+	const VgArg *a = arg;
+	VgArg b = {a->v, a->wb, a->bb, (int)np};
+	even_chunks(c, "nb0", a->v->NB, a->v->nv, vg_blocks, &b);
+}
+
+static void vnni_mm(Ctx *c, QMm *q, int64_t scratch)
+{
+	Vg v = vg_geom(q, 16);
+	const QOut *o = &q->o;
+	char wn[32], bn[32];
+	snprintf(wn, sizeof wn, "n%d_wq", c->id);
+	snprintf(bn, sizeof bn, "n%d_bq", c->id);
+	put_text(c, q512_text);
+	vg_put_weights(c, &v, wn, 16, 4);
+	put_mm_bias(c, q, bn, o->zx + (v.flip ? 128 : 0), v.Npad);
+	if (v.rform)
+		put_lane_rescale(c, o, v.rform, v.Npad);
+	ec_begin(c, scratch);
+	ec_line(&c->c, "unsigned char *const ab = (unsigned char *)s;");
+	char iy[128] = "0", ia[128] = "0", ib[128] = "0";
+	if (q->bn && q->bn->rank) {
+		nest_open(c, q->bn);
+		nest_index(q->bn, 0, iy, sizeof iy);
+		nest_index(q->bn, 1, ia, sizeof ia);
+		nest_index(q->bn, 2, ib, sizeof ib);
+	} else {
+		ec_line(&c->c, "{");
+	}
+	ec_line(&c->c, "const unsigned char *const pa = (const unsigned char *)%s + %s;", q->a, ia[0] ? ia : "0");
+	ec_line(&c->c, "%s *const py = y0 + %s;", ec_ctype(o->yt), iy[0] ? iy : "0");
+	ec_line(&c->c, "const long bo = (%s) / %lld;", ib[0] ? ib : "0", (long long)(q->K * q->N));
+	ec_line(&c->c, "const int8_t *const wb = %s + bo * %lld;", wn, (long long)(v.Npad * v.K4));
+	ec_line(&c->c, "const int32_t *const bb = %s + bo * %lld;", bn, (long long)v.Npad);
+	ec_line(&c->c, "(void)bo;");
+	ec_line(&c->c, "for (long i = 0; i < %lld; i++) {", (long long)q->M);
+	ec_line(&c->c, "for (long k = 0; k < %lld; k++) ab[i * %lld + k] = (unsigned char)(pa[i * %lld + k] ^ %d);",
+	        (long long)q->K, (long long)v.K4, (long long)q->K, v.flip);
+	if (v.K4 > q->K)
+		ec_line(&c->c, "for (long k = %lld; k < %lld; k++) ab[i * %lld + k] = 0;", (long long)q->K, (long long)v.K4,
+		        (long long)v.K4);
+	ec_line(&c->c, "}");
+	VgArg a = {&v, "wb", "bb", 1};
+	even_chunks(c, "i0", q->M, v.np, vg_rows, &a);
+	if (q->bn && q->bn->rank)
+		nest_close(c, q->bn);
+	else
+		ec_line(&c->c, "}");
+	ec_end(c);
+}
+
+static int64_t vnni_mm_scratch(QMm *q)
+{
+	Vg v = vg_geom(q, 16);
+	return q->M * v.K4 + 64;
+}
+
+/* ---- Conv: variants per target ---- */
+
+enum { V_PLAIN, V_VNNI_CONV, V_VNNI_DW };
+
+static int conv_choose(Ctx *c, void *arg, QKind t)
+{
+	QConv *v = arg;
+	(void)c;
+	int dw = v->Cg == 1 && v->Mg == 1;
+	if (t == QK_VNNI && vx_geom(v, dw).ok)
+		return dw ? V_VNNI_DW : V_VNNI_CONV;
+	return V_PLAIN;
+}
+
+static int64_t conv_scratch(void *arg, int var)
+{
+	QConv *v = arg;
+	if (var == V_VNNI_DW)
+		return vnni_dw_scratch(v);
+	if (var == V_VNNI_CONV) {
+		Vx x = vx_geom(v, 0);
+		return x.xbytes + x.tbytes;
+	}
+	return plain_conv_scratch(v);
+}
+
+static void conv_emit(Ctx *c, void *arg, int var, int64_t scratch)
+{
+	QConv *v = arg;
+	v->scratch = scratch;
+	if (var == V_VNNI_DW)
+		vnni_dw(c, v, scratch);
+	else if (var == V_VNNI_CONV)
+		vnni_conv(c, v, scratch);
+	else
+		plain_conv(c, v);
+}
+
+int eq_conv(Ctx *c)
+{
+	QConv v = {0};
+	if (qconv_init(c, &v))
+		return 1;
+	qconv_flatten(&v);
+	QEmit e = {conv_choose, conv_scratch, conv_emit};
+	per_target(c, &v, &e);
+	return 0;
+}
+
+/* ---- Gemm, MatMul ---- */
+
 
 /* y row i (of the batch at pa / pb / py): t[N] accumulators. */
 static void plain_mm_rows(Ctx *c, const QMm *q, const char *wb, const char *bb, const char *wt)
@@ -496,7 +1659,7 @@ static void plain_mm(Ctx *c, QMm *q)
 		put_i32(c, wn, d, q->w, q->nbb * q->K * q->N);
 		put_bias(c, o, bn, q->bias, q->sumw, o->zx, q->nbb * q->N);
 	}
-	put_rescale(c, o);
+	put_rescale(c, o, RF_PLAIN);
 	ec_begin(c, q->scratch);
 	ec_line(&c->c, "%s *const t = (%s *)(void *)s;", at, at);
 	char iy[128] = "0", ia[128] = "0", ib[128] = "0";
@@ -554,10 +1717,39 @@ static void mm_const_b(Ctx *c, QMm *q, const Tensor *b, int tb, const Tensor *bi
 			q->bias[bb * N + j] = bias ? ir_get_i64(bias, j) : 0;
 }
 
+enum { M_PLAIN, M_VNNI };
+
+static int mm_choose(Ctx *c, void *arg, QKind t)
+{
+	QMm *q = arg;
+	(void)c;
+	if (t == QK_VNNI && vnni_mm_ok(q))
+		return M_VNNI;
+	return M_PLAIN;
+}
+
+static int64_t mm_scratch(void *arg, int var)
+{
+	QMm *q = arg;
+	if (var == M_VNNI)
+		return vnni_mm_scratch(q);
+	return q->N * (q->o.acc64 ? 8 : 4);
+}
+
+static void mm_emit_var(Ctx *c, void *arg, int var, int64_t scratch)
+{
+	QMm *q = arg;
+	q->scratch = scratch;
+	if (var == M_VNNI)
+		vnni_mm(c, q, scratch);
+	else
+		plain_mm(c, q);
+}
+
 static int mm_emit(Ctx *c, QMm *q)
 {
-	q->scratch = q->N * (q->o.acc64 ? 8 : 4);
-	plain_mm(c, q);
+	QEmit e = {mm_choose, mm_scratch, mm_emit_var};
+	per_target(c, q, &e);
 	return 0;
 }
 
