@@ -57,9 +57,9 @@ static int check_io(Eval *e, Diag *d)
 		return 1;
 	if (!q)
 		return 0;
-	const Tensor *qi = &q->tensor[q->input[0]], *qo = &q->tensor[q->output[0]];
-	if (q->ninput != 1 || q->noutput < 1 || !qi->q || !qo->q ||
-	    ir_numel(qo) != ir_numel(&f->tensor[f->output[0]])) {
+	const Tensor *qi = q->ninput == 1 ? &q->tensor[q->input[0]] : NULL;
+	const Tensor *qo = q->noutput >= 1 ? &q->tensor[q->output[0]] : NULL;
+	if (!qi || !qo || !qi->q || !qo->q || ir_numel(qo) != ir_numel(&f->tensor[f->output[0]])) {
 		diag_error(d, m, "the quantized model's input and first output are not quantized tensors like the float model's");
 		return 1;
 	}
@@ -147,7 +147,9 @@ static int load_data(Eval *e, const char *data, const char *labels, PotcCalib *x
 		return 1;
 	e->data_desc = x->desc;
 	int64_t want = x->n * e->batch;
-	if (potc_calib_load(labels, DT_I64, 0, NULL, want, POTC_CALIB_RAW, y, d))
+	/* As float values (exact for any class index) so that float labels get
+	 * the class check below, not a message about model inputs. */
+	if (potc_calib_load(labels, DT_F32, 0, NULL, want, POTC_CALIB_RAW, y, d))
 		return 1;
 	if (y->n < want) {
 		diag_error(d, labels, "holds %lld labels for %lld samples in %s",
@@ -155,7 +157,7 @@ static int load_data(Eval *e, const char *data, const char *labels, PotcCalib *x
 		return 1;
 	}
 	for (int64_t i = 0; i < want; i++)
-		if (!(y->data[i] >= 0 && y->data[i] < (float)e->ncls)) {
+		if (!(y->data[i] >= 0 && y->data[i] < (float)e->ncls && y->data[i] == floorf(y->data[i]))) {
 			diag_error(d, labels, "label %g of sample %lld is not a class 0..%lld of output \"%s\"",
 			           y->data[i], (long long)i, (long long)e->ncls - 1,
 			           e->gf->tensor[e->gf->output[0]].name);
@@ -419,9 +421,10 @@ static void json_quant(FILE *f, const Graph *g, int t)
 	const Quant *q = x->q;
 	fprintf(f, "    {\"name\": ");
 	json_str(f, x->name);
-	fprintf(f, ", \"kind\": \"%s\", \"dtype\": \"%s\", \"bits\": %d, \"unsigned\": %s, \"axis\": %d,\n",
-	        x->kind == TK_CONST ? "const" : x->kind == TK_INPUT ? "input" : "value",
-	        ir_dtype_name(x->dtype), q->bits, q->is_unsigned ? "true" : "false", q->axis);
+	fprintf(f, ", \"kind\": \"%s\", \"output\": %s, \"dtype\": \"%s\", \"bits\": %d, \"unsigned\": %s, "
+	        "\"axis\": %d,\n", x->kind == TK_CONST ? "const" : x->kind == TK_INPUT ? "input" : "value",
+	        x->is_output ? "true" : "false", ir_dtype_name(x->dtype), q->bits, q->is_unsigned ? "true" : "false",
+	        q->axis);
 	fprintf(f, "     \"scale\": [");
 	for (int c = 0; c < q->nch; c++) {
 		fputs(c ? ", " : "", f);
@@ -522,13 +525,9 @@ static void json_quantized(FILE *f, const Eval *e)
 	fprintf(f, "\n  ],\n");
 }
 
-static int write_report(const Eval *e, const char *path, const char *data, const char *labels, Diag *d)
+static int write_report(const Eval *e, FILE *f, const char *path, const char *data, const char *labels,
+                        Diag *d)
 {
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		diag_error(d, path, "cannot write this file");
-		return 1;
-	}
 	fprintf(f, "{\n  \"model\": ");
 	json_str(f, e->o->model);
 	fprintf(f, ",\n  \"data\": ");
@@ -554,15 +553,24 @@ static int write_report(const Eval *e, const char *path, const char *data, const
 int potc_cmd_eval(const PotcOptions *o, const char *data, const char *labels,
                   const char *report, Diag *d)
 {
+	/* The report file is opened first: a bad path fails before the run. */
+	FILE *f = report ? fopen(report, "w") : NULL;
+	if (report && !f) {
+		diag_error(d, report, "cannot write this file");
+		return 1;
+	}
 	Arena *a = arena_new();
 	Eval e = {.o = o};
 	PotcCalib x = {0}, y = {0};
 	int err = load_graphs(a, &e, d) || load_data(&e, data, labels, &x, &y, d) || run_all(&e, &x, &y, d);
-	if (!err) {
+	if (!err)
 		print_table(&e);
-		if (report)
-			err = write_report(&e, report, data, labels, d);
-	}
+	if (f && !err)
+		err = write_report(&e, f, report, data, labels, d);
+	else if (f)
+		fclose(f);
+	if (f && err)
+		remove(report);
 	potc_calib_free(&x);
 	potc_calib_free(&y);
 	arena_free(a);
