@@ -218,6 +218,7 @@ typedef struct QStats {
 	double amax;            /* max |x|: the histogram spans [-amax, amax] */
 	double *hist;           /* QSTATS_BINS counts (NULL until the second pass) */
 	int64_t count;
+	double sum;             /* of every element: mean = sum / count */
 } QStats;
 
 /* Diagnostics: printed as they arrive, counted, never abort.

@@ -29,6 +29,7 @@ static void record(Cal *c, Tensor *t, const float *x)
 				c->badt = (int)(t - c->g->tensor);
 				return;
 			}
+			s->sum += v;
 			s->min = v < s->min ? v : s->min;
 			s->max = v > s->max ? v : s->max;
 		}

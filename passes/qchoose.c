@@ -21,7 +21,14 @@
 
 #include "passes.h"
 
-enum { FSEARCH = 4 };
+/* FSEARCH: binary points tried past the max-based one.  SMALL_K: a layer
+ * whose every output sums at most this many products (a first conv on one
+ * channel, a 3x3 depthwise conv) keeps 8-bit weights under --wbits < 8:
+ * with so few terms the rounding errors do not average out (MobileNet's
+ * depthwise layers at 4 bits cost 6 points of accuracy, at 8 bits under 1),
+ * and such layers hold a few percent of the weight bytes.  --layer
+ * NAME:wbits=N overrides it. */
+enum { FSEARCH = 4, SMALL_K = 16 };
 
 /* The node's bits override (--layer NAME:...), 0 if none. */
 static int layer_bits(const Graph *g, int node, int weights)
@@ -195,7 +202,7 @@ static Quant *weights(const Graph *g, const Tensor *w, int axis, int bits)
 /* Range statistics of a float constant operand (Add's bias, Mul's scale). */
 static QStats const_stats(const Tensor *t)
 {
-	QStats s = {INFINITY, -INFINITY, 0, NULL, 0};
+	QStats s = {INFINITY, -INFINITY, 0, NULL, 0, 0};
 	for (int64_t i = 0; i < ir_numel(t); i++) {
 		double v = ((const float *)t->data)[i];
 		s.min = fmin(s.min, v);
@@ -245,7 +252,9 @@ static void choose_inputs(Graph *g, int n)
 			continue;
 		if (weight_axis(g, nd, j, &axis)) {
 			int bits = layer_bits(g, n, 1);
-			t->q = weights(g, t, axis, bits ? bits : g->qcfg->wbits);
+			if (!bits)
+				bits = g->qcfg->wbits < 8 && ir_numel(t) / t->dim[axis] <= SMALL_K ? 8 : g->qcfg->wbits;
+			t->q = weights(g, t, axis, bits);
 		} else if (nd->op == OP_ADD || nd->op == OP_SUB || nd->op == OP_MUL || nd->op == OP_CONCAT) {
 			QStats s = const_stats(t);
 			Quant *q = activation(g, &s, g->qcfg->abits);

@@ -57,21 +57,72 @@ static int64_t prod(const Tensor *t, int from, int to)
 	return p;
 }
 
-/* A new int32 bias tensor for channel scales sx * sw[c] / alpha. */
-static int bias_tensor(Graph *g, const Tensor *b, int64_t nch, const Quant *x, const Quant *w,
-                       double alpha, double beta)
+/* A new int32 bias tensor: channel c's real value (in dot-product units,
+ * i.e. C's value * beta / alpha) at scale sx * sw[c]. */
+static int bias_tensor(Graph *g, const char *name, const double *real, int64_t nch, const Quant *x,
+                       const Quant *w)
 {
 	int32_t *v = arena_alloc(g->arena, (size_t)nch * sizeof *v);
 	Quant *q = ir_quant_new(g->arena, (int)nch, 0, 32, 0);
 	for (int64_t c = 0; c < nch; c++) {
-		int wc = w->nch == 1 ? 0 : (int)c;
-		q->scale[c] = x->scale[0] * w->scale[wc];
-		double real = b ? beta * ir_get(b, ir_numel(b) == 1 ? 0 : c) / alpha : 0;
-		v[c] = ir_quantize(q, (int)c, real);
+		q->scale[c] = x->scale[0] * w->scale[w->nch == 1 ? 0 : c];
+		v[c] = ir_quantize(q, (int)c, real[c]);
 	}
-	int id = ir_const_new(g, arena_printf(g->arena, "%s_q", b ? b->name : "bias"), DT_I32, 1, &nch, v);
+	int id = ir_const_new(g, arena_printf(g->arena, "%s_q", name), DT_I32, 1, &nch, v);
 	g->tensor[id].q = q;
 	return id;
+}
+
+/* Bias correction (empirical bias correction, Nagel et al. 2019): rounding
+ * channel c's weights moves its output by sum_k (w_k - w^_k) x_k, on
+ * average mean(x) * sum_k (w_k - w^_k); the bias takes it back.  mean(x)
+ * is the input tensor's calibration mean.  Adds to real[c]; 1 if any. */
+static int bias_correction(const Graph *g, const Node *n, const Tensor *w, int axis, double *real)
+{
+	const QStats *st = g->tensor[n->in[0]].st;
+	if (!st || st->count == 0 || w->dtype != DT_F32)
+		return 0;
+	double mean = st->sum / (double)st->count;
+	int64_t nch = w->dim[axis], inner = prod(w, axis + 1, w->rank), outer = prod(w, 0, axis);
+	int any = 0;
+	for (int64_t c = 0; c < nch; c++) {
+		double e = 0;
+		for (int64_t o = 0; o < outer; o++)
+			for (int64_t i = 0; i < inner; i++) {
+				int64_t k = (o * nch + c) * inner + i;
+				double v = ((const float *)w->data)[k];
+				e += v - ir_dequantize(w->q, (int)c, ir_quantize(w->q, (int)c, v));
+			}
+		real[c] += mean * e;
+		any |= e != 0;
+	}
+	return any;
+}
+
+/* Node n's bias input, created if the correction needs one. */
+static void lower_bias(Graph *g, int id, int bias_in, int axis, double alpha, double beta)
+{
+	Node *n = &g->node[id];
+	const Tensor *w = &g->tensor[n->in[1]];
+	int64_t nch = w->dim[axis];
+	double *real = arena_alloc(g->arena, (size_t)nch * sizeof *real);
+	int has = n->nin > bias_in && n->in[bias_in] >= 0;
+	const Tensor *b = has ? &g->tensor[n->in[bias_in]] : NULL;
+	for (int64_t c = 0; b && c < nch; c++)
+		real[c] = beta * ir_get(b, ir_numel(b) == 1 ? 0 : c) / alpha;
+	int corr = bias_correction(g, n, w, axis, real);
+	if (!has && !corr)
+		return;
+	int bt = bias_tensor(g, b ? b->name : n->name, real, nch, qof(g, n, 0), w->q);
+	n = &g->node[id];
+	if (n->nin <= bias_in) {
+		int *in = arena_alloc(g->arena, (size_t)(bias_in + 1) * sizeof *in);
+		for (int j = 0; j <= bias_in; j++)
+			in[j] = j < n->nin ? n->in[j] : -1;
+		n->in = in;
+		n->nin = bias_in + 1;
+	}
+	n->in[bias_in] = bt;
 }
 
 /* Worst-case accumulator of channel c over x's integer range, as
@@ -155,18 +206,17 @@ static int lower_dot(Graph *g, int id, Diag *d)
 		return 0;
 	}
 	int64_t nch = w->dim[axis];
+	if (bias_in >= 0)
+		lower_bias(g, id, bias_in, axis, alpha, beta);
+	n = &g->node[id];
+	w = &g->tensor[n->in[1]];              /* the tensor array may have moved */
 	quantize_const(g, w);
-	const Tensor *b = bias_in >= 0 && n->nin > bias_in && n->in[bias_in] >= 0 ? &g->tensor[n->in[bias_in]] : NULL;
-	if (b) {
-		int bt = bias_tensor(g, b, nch, x, w->q, alpha, beta);
-		n->in[bias_in] = bt;
-		w = &g->tensor[n->in[1]];              /* the tensor array may have moved */
-	}
 	q->nr = (int)nch;
 	q->r = rescales(g, q->nr);
 	for (int64_t c = 0; c < nch; c++)
 		q->r[c] = ir_rescale(alpha * x->scale[0] * w->q->scale[w->q->nch == 1 ? 0 : c] / y->scale[0]);
-	const int32_t *bias = b ? g->tensor[n->in[bias_in]].data : NULL;
+	const int32_t *bias = bias_in >= 0 && n->nin > bias_in && n->in[bias_in] >= 0 ?
+	                      g->tensor[n->in[bias_in]].data : NULL;
 	acc_bound(q, w, axis, x, bias);
 	if (n->op == OP_GEMM)
 		n->a.gemm.alpha = n->a.gemm.beta = 1;
