@@ -701,10 +701,18 @@ typedef enum { VO_DIRECT, VO_ROWS, VO_TBUF } VOut;
  * (it keeps the epilogue's constants in registers too). */
 enum { VX_MAXTAP = 64, VX_ACC = 12, VX_NV = 3 };
 
+/* The tile kinds: VNNI u8 quads; AVX2 int16 channel pairs (vpmaddwd);
+ * AVX2 depthwise on int32 lanes (vpmulld) over phase planes. */
+typedef enum { VK_VNNI, VK_AVX2, VK_AVX2DW } VKind;
+
 typedef struct {
 	QConv *v;
+	VKind kind;
+	int L;                   /* lanes: 16 (zmm) or 8 (ymm) */
+	int unit;                /* plane bytes per flat position */
+	int esz;                 /* AVX2 depthwise: bytes of an input element */
 	int xq, s, nkq;
-	int64_t Wp, OWp, Q, QR;  /* plane pitch, output pitch, outputs, rounded to 16 */
+	int64_t Wp, OWp, Q, QR;  /* plane pitch, output pitch, outputs, rounded to L */
 	int64_t ncq, nq, KQ;     /* quads: per tap loop (CQ: channel quads; XQ: channels), taps, per channel */
 	int sr;                  /* row phases: padded row R is row R / sr of phase R % sr */
 	int64_t PHB, PLB;        /* bytes of one row phase, of one channel (or quad) plane */
@@ -733,10 +741,10 @@ static int vnni_weights_ok(const QConv *v)
 
 /* Output placement for a flat plane of output pitch owp (returns the
  * pitch to use). */
-static VOut vx_out_mode(const Geom *G, int64_t owp, int s, int64_t *pitch)
+static VOut vx_out_mode(const Geom *G, int64_t owp, int L, int64_t *pitch)
 {
 	int64_t OW = G->out[2], OH = G->out[1];
-	int64_t al = (owp + 15) / 16 * 16;
+	int64_t al = (owp + L - 1) / L * L;
 	*pitch = owp;
 	if (OH == 1 || OW == owp)
 		return VO_DIRECT;
@@ -744,7 +752,6 @@ static VOut vx_out_mode(const Geom *G, int64_t owp, int s, int64_t *pitch)
 		*pitch = al;
 		return VO_ROWS;
 	}
-	(void)s;
 	return VO_TBUF;
 }
 
@@ -764,9 +771,12 @@ static Vx vx_geom(QConv *v, int depthwise)
 	x.xq = depthwise || s > 1 || xqn < cq;
 	if (x.xq && s * 15 + 3 * dx > 63)
 		return x;
+	x.kind = VK_VNNI;
+	x.L = 16;
+	x.unit = x.xq ? s : 4;
 	x.s = s;
 	x.sr = OH > 1 ? s : 1;
-	x.out = vx_out_mode(G, (v->pin[2] + s - 1) / s, s, &x.OWp);
+	x.out = vx_out_mode(G, (v->pin[2] + s - 1) / s, 16, &x.OWp);
 	x.Wp = x.OWp * s;
 	x.Q = (OH - 1) * x.OWp + G->out[2];
 	x.QR = (x.Q + 15) / 16 * 16;
@@ -1009,7 +1019,7 @@ typedef struct {
 
 
 /* One tile: np channels from m0 (of the group) times nv vectors. */
-static void vx_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
+static void vnni_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 {
 	const QConv *v = x->v;
 	const QOut *o = &v->o;
@@ -1024,7 +1034,7 @@ static void vx_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 	ec_line(&c->c, "%s;", s.s);
 	str_free(&s);
 	for (int u = 0; u < nv; u++)
-		ec_line(&c->c, "const unsigned char *const p%d = xg + (%s) * %d;", u, vec[u].q, x->xq ? x->s : 4);
+		ec_line(&c->c, "const unsigned char *const p%d = xg + (%s) * %d;", u, vec[u].q, x->unit);
 	ec_line(&c->c, "const int32_t *wq = wg + m0 * %lld;", (long long)x->KQ);
 	if (x->ncq > 1)
 		ec_line(&c->c, "for (long k = 0, ko = 0; k < %lld; k++, ko += %lld, wq += %lld) {", (long long)x->ncq,
@@ -1072,13 +1082,277 @@ static void vx_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 	ec_line(&c->c, "}");
 }
 
+/* ---- AVX2: 8 int32 lanes ----
+ * The same helpers on ymm (no masks, no 64-bit arithmetic shift):
+ *   shr: sign(x) * ((|x| + h) >> n) with vpsignd;
+ *   shrh: as potc_q512_shrh, the compare giving -1 where y < t;
+ *   mulq31: the 64-bit product plus 2^62 + 2^30 is positive, so a
+ *        logical shift by 31 gives floor((x m + 2^30) / 2^31) + 2^31,
+ *        whose low 32 bits flipped in the top bit are the result;
+ *   packs: the saturating packs clamp to the output dtype's range for
+ *        free (i16 on the way to i8/u8: exact, every value fits). */
+static const char *const q256_text[] = {
+	"#include <immintrin.h>",
+	"#ifndef POTC_Q256",
+	"#define POTC_Q256",
+	"static inline __m256i potc_q256_shr(__m256i x, __m256i n, __m256i h)",
+	"{",
+	"\treturn _mm256_sign_epi32(_mm256_srlv_epi32(_mm256_add_epi32(_mm256_abs_epi32(x), h), n), x);",
+	"}",
+	"static inline __m256i potc_q256_shrh(__m256i y, __m256i n, __m256i t)",
+	"{",
+	"\treturn _mm256_srav_epi32(_mm256_add_epi32(y, _mm256_cmpgt_epi32(t, y)), n);",
+	"}",
+	"static inline __m256i potc_q256_mulq31(__m256i x, __m256i m)",
+	"{",
+	"\tconst __m256i c = _mm256_set1_epi64x(((long long)1 << 62) + ((long long)1 << 30));",
+	"\tconst __m256i e = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), c), 31);",
+	"\tconst __m256i o = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32),",
+	"\t                                                                      _mm256_srli_epi64(m, 32)), c), 31);",
+	"\treturn _mm256_xor_si256(_mm256_blend_epi32(e, _mm256_slli_epi64(o, 32), 0xAA), _mm256_set1_epi32(INT32_MIN));",
+	"}",
+	"static inline __m256i potc_q256_lsat(__m256i x, int l)",
+	"{",
+	"\tconst __m256i hi = _mm256_set1_epi32(INT32_MAX >> l), lo = _mm256_set1_epi32(~(INT32_MAX >> l));",
+	"\tconst __m256i r = _mm256_sllv_epi32(x, _mm256_set1_epi32(l));",
+	"\tconst __m256i t = _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MAX), _mm256_cmpgt_epi32(x, hi));",
+	"\treturn _mm256_blendv_epi8(t, _mm256_set1_epi32(INT32_MIN), _mm256_cmpgt_epi32(lo, x));",
+	"}",
+	"static inline __m256i potc_q256_rescale(__m256i x, int32_t m, int n)",
+	"{",
+	"\tif (m == 0) {",
+	"\t\tif (n > 32)",
+	"\t\t\treturn _mm256_setzero_si256();",
+	"\t\tif (n == 32)",
+	"\t\t\treturn _mm256_cmpeq_epi32(x, _mm256_set1_epi32(INT32_MIN));",
+	"\t\tif (n < 0)",
+	"\t\t\treturn potc_q256_lsat(x, -n);",
+	"\t} else {",
+	"\t\tif (n < 0)",
+	"\t\t\treturn potc_q256_mulq31(potc_q256_lsat(x, -n), _mm256_set1_epi32(m));",
+	"\t\tx = potc_q256_mulq31(x, _mm256_set1_epi32(m));",
+	"\t}",
+	"\treturn potc_q256_shr(x, _mm256_set1_epi32(n), _mm256_set1_epi32(n ? (int32_t)1 << (n - 1) : 0));",
+	"}",
+	"/* 16 elements of type t (0 u8, 1 i8, 2 i16, 3 u16 - 32768) as int16 */",
+	"static inline __m256i potc_q256_w16(const void *p, int t)",
+	"{",
+	"\tif (t == 0)",
+	"\t\treturn _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));",
+	"\tif (t == 1)",
+	"\t\treturn _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));",
+	"\tif (t == 2)",
+	"\t\treturn _mm256_loadu_si256((const __m256i *)p);",
+	"\treturn _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi16((short)0x8000));",
+	"}",
+	"static inline void potc_q256_pair16(int16_t *d, const void *a, const void *b, int t, int pad)",
+	"{",
+	"\tconst __m256i x = potc_q256_w16(a, t), y = b ? potc_q256_w16(b, t) : _mm256_set1_epi16((short)pad);",
+	"\tconst __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);",
+	"\t_mm256_storeu_si256((__m256i *)(void *)d, _mm256_permute2x128_si256(lo, hi, 0x20));",
+	"\t_mm256_storeu_si256((__m256i *)(void *)(d + 16), _mm256_permute2x128_si256(lo, hi, 0x31));",
+	"}",
+	"/* Rows a, b (NULL: pad) of n elements of type t as n int16 pairs at d:",
+	" * 16 at a time, the last 16 overlapping; short rows through a copy. */",
+	"static inline void potc_q256_pairs(int16_t *d, const void *a, const void *b, long n, int t, int pad)",
+	"{",
+	"\tconst long es = t < 2 ? 1 : 2;",
+	"\tif (n >= 16) {",
+	"\t\tfor (long i = 0; i < n; i += 16) {",
+	"\t\t\tconst long j = i + 16 <= n ? i : n - 16;",
+	"\t\t\tpotc_q256_pair16(d + 2 * j, (const char *)a + j * es, b ? (const char *)b + j * es : 0, t, pad);",
+	"\t\t}",
+	"\t} else {",
+	"\t\tunsigned char ta[32] = {0}, tb[32] = {0};",
+	"\t\tint16_t td[32];",
+	"\t\tmemcpy(ta, a, (size_t)(n * es));",
+	"\t\tif (b)",
+	"\t\t\tmemcpy(tb, b, (size_t)(n * es));",
+	"\t\tpotc_q256_pair16(td, ta, b ? tb : 0, t, pad);",
+	"\t\tmemcpy(d, td, (size_t)(4 * n));",
+	"\t}",
+	"}",
+	"static inline int32_t potc_q_ld32(const unsigned char *p)",
+	"{",
+	"\tint32_t v;",
+	"\tmemcpy(&v, p, 4);",
+	"\treturn v;",
+	"}",
+	"#endif",
+	NULL,
+};
+
+/* The clamp before the packs: with zp_y = 0 the packs' saturation is
+ * the dtype's range, so only a narrower lo / hi costs an instruction. */
+static OutPlan out_plan256(const QOut *o)
+{
+	OutPlan p = out_plan(o);
+	int uns = o->yt == DT_U8 || o->yt == DT_U16;
+	if (o->zy == 0 && uns)
+		p.maxv = o->lo > 0;
+	p.cvt = uns ? "packus" : "packs";
+	return p;
+}
+
+static void out256(Ctx *c, const OutPlan *p, const char *r)
+{
+	if (p->maxv)
+		ec_line(&c->c, "%s = _mm256_max_epi32(%s, _mm256_set1_epi32(%ld));", r, r, (long)p->lo);
+	if (p->minv)
+		ec_line(&c->c, "%s = _mm256_min_epi32(%s, _mm256_set1_epi32(%ld));", r, r, (long)p->hi);
+	if (p->addz)
+		ec_line(&c->c, "%s = _mm256_add_epi32(%s, _mm256_set1_epi32(%ld));", r, r, (long)p->zy);
+}
+
+/* Store the first `valid` of r's 8 lanes narrowed at dst. */
+static void store256(Ctx *c, const OutPlan *p, const char *r, const char *dst, int valid)
+{
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "const __m128i l_ = _mm256_castsi256_si128(%s), h_ = _mm256_extracti128_si256(%s, 1);", r, r);
+	if (p->w16)
+		ec_line(&c->c, "const __m128i p_ = _mm_%s_epi32(l_, h_);", p->cvt);
+	else
+		ec_line(&c->c, "const __m128i p_ = _mm_%s_epi16(_mm_packs_epi32(l_, h_), _mm_setzero_si128());", p->cvt);
+	int bytes = valid * (p->w16 ? 2 : 1);
+	if (valid == 8 && p->w16) {
+		ec_line(&c->c, "_mm_storeu_si128((__m128i *)(void *)(%s), p_);", dst);
+	} else if (valid == 8) {
+		ec_line(&c->c, "_mm_storel_epi64((__m128i *)(void *)(%s), p_);", dst);
+	} else {
+		ec_line(&c->c, "unsigned char b_[16];");
+		ec_line(&c->c, "_mm_storeu_si128((__m128i *)(void *)b_, p_);");
+		ec_line(&c->c, "memcpy(%s, b_, %d);", dst, bytes);
+	}
+	ec_line(&c->c, "}");
+}
+
+static void params256(Ctx *c, const QOut *o, int form, const char *ch)
+{
+	int id = c->id;
+	if (form == RF_Q31)
+		ec_line(&c->c, "const __m256i m_ = _mm256_set1_epi32(n%d_rm[%s]);", id, ch);
+	if (form == RF_SHIFT || form == RF_Q31)
+		ec_line(&c->c, "const __m256i n_ = _mm256_set1_epi32(n%d_rn[%s]), h_ = _mm256_set1_epi32(n%d_rh[%s]);", id, ch,
+		        id, ch);
+	if (form == RF_SHIFTH && o->r1)
+		ec_line(&c->c, "const __m256i n_ = _mm256_set1_epi32(%d), t_ = _mm256_set1_epi32(%ld);", o->r[0].n,
+		        (long)thr_of(o->r[0]));
+	else if (form == RF_SHIFTH)
+		ec_line(&c->c, "const __m256i n_ = _mm256_set1_epi32(n%d_rn[%s]), t_ = _mm256_set1_epi32(n%d_rt[%s]);", id, ch,
+		        id, ch);
+}
+
+static const char *rescale256(Ctx *c, const QOut *o, int form, const char *acc, const char *ch)
+{
+	Arena *a = c->g->arena;
+	switch (form) {
+	case RF_ONE:
+		return arena_printf(a, "potc_q256_rescale(%s, %ld, %d)", acc, (long)o->r[0].m, o->r[0].n);
+	case RF_SHIFT:
+		return arena_printf(a, "potc_q256_shr(%s, n_, h_)", acc);
+	case RF_Q31:
+		return arena_printf(a, "potc_q256_shr(potc_q256_mulq31(%s, m_), n_, h_)", acc);
+	case RF_SHIFTH:
+		return arena_printf(a, "potc_q256_shrh(%s, n_, t_)", acc);
+	default:
+		return arena_printf(a, "potc_q256_rescale(%s, n%d_rm[%s], n%d_rn[%s])", acc, c->id, ch, c->id, ch);
+	}
+}
+
+/* The vector load of 8 input elements at byte address p (AVX2
+ * depthwise): widened to int32. */
+static const char *dw_load256(Ctx *c, DType xt, const char *p)
+{
+	switch (xt) {
+	case DT_U8: return arena_printf(c->g->arena, "_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(%s)))", p);
+	case DT_I8: return arena_printf(c->g->arena, "_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(%s)))", p);
+	case DT_U16: return arena_printf(c->g->arena, "_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(%s)))", p);
+	default: return arena_printf(c->g->arena, "_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(%s)))", p);
+	}
+}
+
+/* One AVX2 tile: np channels from m0 times nv vectors of 8 positions;
+ * channel pairs (vpmaddwd) or, depthwise, one tap at a time (vpmulld). */
+static void avx2_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
+{
+	const QConv *v = x->v;
+	const QOut *o = &v->o;
+	int dw = x->kind == VK_AVX2DW;
+	Str s = {0};
+	ec_line(&c->c, "{");
+	for (int p = 0; p < np; p++)
+		for (int u = 0; u < nv; u++)
+			if (u)
+				str_printf(&s, ", a%d_%d = a%d_0", p, u, p);
+			else
+				str_printf(&s, "%sa%d_0 = _mm256_set1_epi32(bg[m0 + %d])", p ? ", " : "__m256i ", p, p);
+	ec_line(&c->c, "%s;", s.s);
+	str_free(&s);
+	for (int u = 0; u < nv; u++)
+		ec_line(&c->c, "const unsigned char *const p%d = xg + (%s) * %d;", u, vec[u].q, x->unit);
+	ec_line(&c->c, "const %s *wq = wg + m0 * %lld;", dw ? "int32_t" : "int32_t", (long long)x->KQ);
+	if (x->ncq > 1)
+		ec_line(&c->c, "for (long k = 0, ko = 0; k < %lld; k++, ko += %lld, wq += %lld) {", (long long)x->ncq,
+		        (long long)x->PLB, (long long)x->nq);
+	else
+		ec_line(&c->c, "{");
+	const char *ko = x->ncq > 1 ? "ko + " : "";
+	for (int64_t t = 0; t < x->nq; t++) {
+		ec_line(&c->c, "{");
+		for (int u = 0; u < nv; u++) {
+			const char *addr = arena_printf(c->g->arena, "p%d + %s%lld", u, ko, (long long)x->off[t]);
+			if (dw)
+				ec_line(&c->c, "const __m256i x%d = %s;", u, dw_load256(c, v->o.xt, addr));
+			else
+				ec_line(&c->c, "const __m256i x%d = _mm256_loadu_si256((const __m256i *)(const void *)(%s));", u, addr);
+		}
+		for (int p = 0; p < np; p++) {
+			ec_line(&c->c, "const __m256i w%d = _mm256_set1_epi32(wq[%lld]);", p, (long long)(p * x->KQ + t));
+			for (int u = 0; u < nv; u++)
+				ec_line(&c->c, "a%d_%d = _mm256_add_epi32(a%d_%d, _mm256_%s(x%d, w%d));", p, u, p, u,
+				        dw ? "mullo_epi32" : "madd_epi16", u, p);
+		}
+		ec_line(&c->c, "}");
+	}
+	ec_line(&c->c, "}");
+	OutPlan op = out_plan256(o);
+	int form = rform_vec(o);
+	int64_t ysz = (int64_t)ir_dtype_size(o->yt);
+	for (int p = 0; p < np; p++) {
+		const char *ch = arena_printf(c->g->arena, "mg + m0 + %d", p);
+		ec_line(&c->c, "{");
+		params256(c, o, form, ch);
+		for (int u = 0; u < nv; u++) {
+			ec_line(&c->c, "{");
+			ec_line(&c->c, "__m256i r = %s;", rescale256(c, o, form, arena_printf(c->g->arena, "a%d_%d", p, u), ch));
+			out256(c, &op, "r");
+			const char *dst = x->out == VO_TBUF ?
+			    arena_printf(c->g->arena, "ts + (%lld + %s) * %lld", (long long)(p * x->QR), vec[u].q, (long long)ysz) :
+			    arena_printf(c->g->arena, "yg + (m0 + %d) * %lld + %s", p, (long long)v->G.outsz, vec[u].yi);
+			store256(c, &op, "r", dst, x->out == VO_TBUF ? 8 : vec[u].valid);
+			ec_line(&c->c, "}");
+		}
+		ec_line(&c->c, "}");
+	}
+	ec_line(&c->c, "}");
+}
+
+static void vx_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
+{
+	if (x->kind == VK_VNNI)
+		vnni_tile(c, x, np, nv, vec);
+	else
+		avx2_tile(c, x, np, nv, vec);
+}
+
 /* Tiles over the flat range [0, QR) (VO_DIRECT, VO_TBUF) for np channels
  * from m0: nv vectors at a time from q0, the last ones apart. */
 static void vx_flat(Ctx *c, const Vx *x, int np)
 {
-	int64_t nvec = x->QR / 16, full = nvec / x->nv, rest = nvec % x->nv;
-	int tailv = x->out == VO_DIRECT && x->Q % 16 ? (int)(x->Q % 16) : 16;
-	int64_t loop = full - (tailv < 16 && !rest && full > 0);
+	int L = x->L;
+	int64_t nvec = x->QR / L, full = nvec / x->nv, rest = nvec % x->nv;
+	int tailv = x->out == VO_DIRECT && x->Q % L ? (int)(x->Q % L) : L;
+	int64_t loop = full - (tailv < L && !rest && full > 0);
 	VxVec vec[VX_NV];
 	for (int k = 0; k < 3; k++) {
 		int64_t from = k == 0 ? 0 : k == 1 ? loop * x->nv : full * x->nv, n = k == 0 ? loop : k == 1 ? full - loop : 1;
@@ -1086,15 +1360,15 @@ static void vx_flat(Ctx *c, const Vx *x, int np)
 		if (n <= 0 || nv <= 0)
 			continue;
 		for (int u = 0; u < nv; u++) {
-			vec[u].q = arena_printf(c->g->arena, "q0 + %d", 16 * u);
+			vec[u].q = arena_printf(c->g->arena, "q0 + %d", L * u);
 			vec[u].yi = vec[u].q;
-			vec[u].valid = k && u == nv - 1 ? tailv : 16;
+			vec[u].valid = k && u == nv - 1 ? tailv : L;
 		}
 		if (k == 0 && n > 1) {
-			ec_line(&c->c, "for (long q0 = 0; q0 < %lld; q0 += %d)", (long long)(n * x->nv * 16), x->nv * 16);
+			ec_line(&c->c, "for (long q0 = 0; q0 < %lld; q0 += %d)", (long long)(n * x->nv * L), x->nv * L);
 		} else {
 			ec_line(&c->c, "{");
-			ec_line(&c->c, "const long q0 = %lld;", (long long)(from * 16));
+			ec_line(&c->c, "const long q0 = %lld;", (long long)(from * L));
 		}
 		vx_tile(c, x, np, nv, vec);
 		if (!(k == 0 && n > 1))
@@ -1108,13 +1382,13 @@ static void vx_rows_tile(Ctx *c, const Vx *x, int np, int tr, int64_t k0, int64_
 {
 	const Geom *G = &x->v->G;
 	VxVec vec[VX_NV];
-	int nv = 0;
+	int nv = 0, L = x->L;
 	for (int r = 0; r < tr; r++)
 		for (int64_t k = k0; k < k0 + nk; k++, nv++) {
-			vec[nv].q = arena_printf(c->g->arena, "(oy0 + %d) * %lld + %lld", r, (long long)x->OWp, (long long)(16 * k));
+			vec[nv].q = arena_printf(c->g->arena, "(oy0 + %d) * %lld + %lld", r, (long long)x->OWp, (long long)(L * k));
 			vec[nv].yi = arena_printf(c->g->arena, "(oy0 + %d) * %lld + %lld", r, (long long)G->out[2],
-			                          (long long)(16 * k));
-			vec[nv].valid = G->out[2] - 16 * k >= 16 ? 16 : (int)(G->out[2] - 16 * k);
+			                          (long long)(L * k));
+			vec[nv].valid = G->out[2] - L * k >= L ? L : (int)(G->out[2] - L * k);
 		}
 	vx_tile(c, x, np, nv, vec);
 }
@@ -1122,7 +1396,7 @@ static void vx_rows_tile(Ctx *c, const Vx *x, int np, int tr, int64_t k0, int64_
 static void vx_rows(Ctx *c, const Vx *x, int np)
 {
 	const Geom *G = &x->v->G;
-	int64_t OH = G->out[1], kv = (G->out[2] + 15) / 16;
+	int64_t OH = G->out[1], kv = (G->out[2] + x->L - 1) / x->L;
 	if (kv > VX_NV) {
 		ec_line(&c->c, "for (long oy0 = 0; oy0 < %lld; oy0++) {", (long long)OH);
 		for (int64_t k0 = 0; k0 < kv; k0 += VX_NV)
@@ -1278,6 +1552,267 @@ static void vnni_dw(Ctx *c, QConv *v, int64_t scratch)
 static int64_t vnni_dw_scratch(QConv *v)
 {
 	Vx x = vx_geom(v, 1);
+	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
+	return cb * x.PLB + (x.out == VO_TBUF ? x.QR * (int64_t)ir_dtype_size(v->o.yt) : 0);
+}
+
+/* ---- Conv, AVX2 ----
+ * Channel pairs (CQ with pairs): the input as int16 [pair][pixel][2] in
+ * scratch, each tap one vpmaddwd + vpaddd per accumulator with the
+ * channel's two int16 weights broadcast; stride 1.  u16 inputs are moved
+ * to int16 as x - 32768 (the bias takes 32768 * sum w').  Depthwise: the
+ * padded plane split into s x s phase planes (row and column remainders
+ * mod the stride) so every tap reads its phase plane at unit stride,
+ * elements widened to int32 lanes, vpmulld per tap. */
+enum { VY_ACC = 8, VY_NV = 2 };
+
+static int avx2_ok(const QConv *v)
+{
+	if (v->o.acc64)
+		return 0;
+	for (int64_t i = 0; i < v->M * v->K; i++)
+		if (v->w[i] < -32768 || v->w[i] > 32767)
+			return 0;
+	return 1;
+}
+
+/* The offset added to inputs on their way into scratch. */
+static int32_t avx2_offset(const QConv *v, int dw)
+{
+	return !dw && v->o.xt == DT_U16 ? -32768 : 0;
+}
+
+static Vx vy_geom(QConv *v, int dw)
+{
+	const Geom *G = &v->G;
+	Vx x = {0};
+	x.v = v;
+	if (G->in[0] != 1 || G->out[0] != 1 || G->k[0] != 1 || !avx2_ok(v))
+		return x;
+	int OH = (int)G->out[1], s = G->s[2], dx = G->d[2], dy = G->d[1];
+	if (OH > 1 && G->s[1] != s)
+		return x;
+	if (!dw && s != 1)
+		return x;
+	int kh = G->k[1], kw = G->k[2];
+	x.kind = dw ? VK_AVX2DW : VK_AVX2;
+	x.L = 8;
+	x.esz = (int)ir_dtype_size(v->o.xt);
+	x.unit = dw ? x.esz : 4;
+	x.s = s;
+	x.sr = OH > 1 ? s : 1;
+	int sc = dw ? s : 1;   /* column phases */
+	x.out = vx_out_mode(G, (v->pin[2] + s - 1) / s, 8, &x.OWp);
+	x.Wp = x.OWp;          /* positions a row of a (phase) plane */
+	x.Q = (OH - 1) * x.OWp + G->out[2];
+	x.QR = (x.Q + 7) / 8 * 8;
+	int64_t offmax = 0, rows = (v->pin[1] + x.sr - 1) / x.sr * x.Wp;
+	for (int ky = 0; ky < kh; ky++)
+		for (int kx = 0; kx < kw; kx++) {
+			int64_t o = (int64_t)ky * dy / x.sr * x.Wp + (int64_t)kx * dx / sc;
+			offmax = o > offmax ? o : offmax;
+		}
+	int64_t need = x.QR + offmax;
+	x.PHB = align64((rows > need ? rows : need) * x.unit + 64);
+	x.PLB = x.sr * sc * x.PHB;
+	x.nq = 0;
+	for (int ky = 0; ky < kh; ky++)
+		for (int kx = 0; kx < kw; kx++) {
+			if (x.nq >= VX_MAXTAP)
+				return x;
+			int64_t r = (int64_t)ky * dy, cc = (int64_t)kx * dx;
+			x.off[x.nq++] = (r % x.sr * sc + cc % sc) * x.PHB + (r / x.sr * x.Wp + cc / sc) * x.unit;
+		}
+	x.ncq = dw ? 1 : (v->Cg + 1) / 2;
+	x.KQ = x.ncq * x.nq;
+	x.vstep = 8LL * x.unit;
+	int64_t nvec = x.QR / 8;
+	x.nv = (int)(nvec < VY_NV ? nvec : VY_NV);
+	x.np = dw ? 1 : (int)(v->Mg < VY_ACC / x.nv ? v->Mg : VY_ACC / x.nv);
+	x.xbytes = (dw ? 1 : v->grp) * x.ncq * x.PLB;
+	x.tbytes = x.out == VO_TBUF ? x.np * x.QR * (int64_t)ir_dtype_size(v->o.yt) : 0;
+	x.ok = 1;
+	return x;
+}
+
+/* Weights: channel pairs as int32 [m][pair][tap] (two int16, the even
+ * channel low), or depthwise w' as int32 [m][tap]. */
+static void vy_put_weights(Ctx *c, const Vx *x, const char *name)
+{
+	const QConv *v = x->v;
+	int64_t ksz = v->G.ksz, n = v->M * x->KQ;
+	int32_t *q = malloc(sizeof *q * (size_t)(n > 0 ? n : 1));
+	for (int64_t m = 0; m < v->M; m++)
+		for (int64_t cq = 0; cq < x->ncq; cq++)
+			for (int64_t t = 0; t < x->nq; t++) {
+				if (x->kind == VK_AVX2DW) {
+					q[m * x->KQ + t] = v->w[m * v->K + t];
+					continue;
+				}
+				uint32_t u = 0;
+				for (int j = 0; j < 2; j++) {
+					int64_t ci = cq * 2 + j;
+					if (ci < v->Cg)
+						u |= (uint32_t)(uint16_t)(int16_t)v->w[m * v->K + ci * ksz + t] << (16 * j);
+				}
+				q[(m * x->ncq + cq) * x->nq + t] = u > 0x7fffffffu ? -(int32_t)~u - 1 : (int32_t)u;
+			}
+	put_i32(c, name, DT_I32, q, n);
+	free(q);
+}
+
+/* Set every element of the scratch planes to the pad value. */
+static void vy_pads(Ctx *c, const Vx *x, int64_t bytes)
+{
+	const QConv *v = x->v;
+	int32_t pad = v->o.zx + avx2_offset(v, x->kind == VK_AVX2DW);
+	if (x->kind == VK_AVX2DW && x->esz == 1) {
+		ec_line(&c->c, "memset(xs, %d, %lld);", (int)(pad & 0xff), (long long)bytes);
+		return;
+	}
+	ec_line(&c->c, "for (long i = 0; i < %lld; i++)", (long long)(bytes / 2));
+	ec_line(&c->c, "\t((uint16_t *)(void *)xs)[i] = %uu;", (unsigned)(pad & 0xffff));
+}
+
+/* Image n's channel pairs into scratch (pads set before). */
+static void vy_fill_pairs(Ctx *c, const Vx *x, const char *nv)
+{
+	const QConv *v = x->v;
+	const Geom *G = &v->G;
+	const char *tx = ec_ctype(v->o.xt);
+	int tcode = v->o.xt == DT_U8 ? 0 : v->o.xt == DT_I8 ? 1 : v->o.xt == DT_I16 ? 2 : 3;
+	int32_t pad = v->o.zx + avx2_offset(v, 0);
+	const char *img = *nv ? ec_aff(c, 0, nv, v->C * G->insz, NULL) : "";
+	int flat = !v->padded && G->in[2] == x->Wp;
+	ec_line(&c->c, "for (long k = 0; k < %lld; k++) {", (long long)(v->grp * x->ncq));
+	ec_line(&c->c, "const long c0 = k / %lld * %lld + k %% %lld * 2;", (long long)x->ncq, (long long)v->Cg,
+	        (long long)x->ncq);
+	ec_line(&c->c, "const %s *const r0 = %s + %s;", tx, v->x, ec_aff(c, 0, img, (int64_t)1, "c0", G->insz, NULL));
+	const char *b = v->Cg % 2 == 0 ? arena_printf(c->g->arena, "r0 + %lld", (long long)G->insz) :
+	                arena_printf(c->g->arena, "k %% %lld * 2 + 1 < %lld ? r0 + %lld : 0", (long long)x->ncq,
+	                             (long long)v->Cg, (long long)G->insz);
+	if (flat) {
+		ec_line(&c->c, "potc_q256_pairs((int16_t *)(void *)(xs + k * %lld), r0, %s, %lld, %d, %d);", (long long)x->PLB,
+		        b, (long long)G->insz, tcode, (int)(int16_t)pad);
+	} else {
+		ec_line(&c->c, "const %s *const r1 = %s;", tx, b);
+		ec_line(&c->c, "for (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
+		ec_line(&c->c, "\tpotc_q256_pairs((int16_t *)(void *)(xs + %s), r0 + iy * %lld, r1 ? r1 + iy * %lld : 0, %lld, "
+		        "%d, %d);", ec_aff(c, (G->pb[1] * x->Wp + G->pb[2]) * 4, "k", x->PLB, "iy", x->Wp * 4, NULL),
+		        (long long)G->in[2], (long long)G->in[2], (long long)G->in[2], tcode, (int)(int16_t)pad);
+	}
+	ec_line(&c->c, "}");
+}
+
+static void vy_arrays(Ctx *c, const Vx *x)
+{
+	const QConv *v = x->v;
+	const QOut *o = &v->o;
+	put_text(c, q256_text);
+	vy_put_weights(c, x, arena_printf(c->g->arena, "n%d_wq", c->id));
+	put_bias_h(c, o, arena_printf(c->g->arena, "n%d_bq", c->id), v->bias, v->sumw,
+	           o->zx + avx2_offset(v, x->kind == VK_AVX2DW), v->M, rform_vec(o) == RF_SHIFTH);
+	put_rescale(c, o, rform_vec(o));
+}
+
+static void avx2_conv(Ctx *c, QConv *v, int64_t scratch)
+{
+	Vx x = vy_geom(v, 0);
+	const QOut *o = &v->o;
+	vy_arrays(c, &x);
+	ec_begin(c, scratch);
+	ec_line(&c->c, "unsigned char *const xs = (unsigned char *)s;");
+	if (x.tbytes)
+		ec_line(&c->c, "unsigned char *const ts = xs + %lld;", (long long)x.xbytes);
+	if (v->padded || x.Wp != v->G.in[2])
+		vy_pads(c, &x, x.xbytes);
+	const char *nv = v->N > 1 ? "n" : "";
+	if (*nv)
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
+	else
+		ec_line(&c->c, "{");
+	vy_fill_pairs(c, &x, nv);
+	const char *gv = v->grp > 1 ? "g" : "";
+	if (*gv)
+		ec_line(&c->c, "for (long g = 0; g < %lld; g++) {", (long long)v->grp);
+	else
+		ec_line(&c->c, "{");
+	ec_line(&c->c, "const unsigned char *const xg = xs + %s;", ec_aff(c, 0, gv, x.ncq * x.PLB, NULL));
+	ec_line(&c->c, "const int32_t *const wg = n%d_wq + %s;", c->id, ec_aff(c, 0, gv, v->Mg * x.KQ, NULL));
+	ec_line(&c->c, "const int32_t *const bg = n%d_bq + %s;", c->id, ec_aff(c, 0, gv, v->Mg, NULL));
+	ec_line(&c->c, "const long mg = %s;", ec_aff(c, 0, gv, v->Mg, NULL));
+	ec_line(&c->c, "%s *const yg = y0 + %s;", ec_ctype(o->yt),
+	        ec_aff(c, 0, nv, v->M * v->G.outsz, gv, v->Mg * v->G.outsz, NULL));
+	ec_line(&c->c, "(void)mg;");
+	VxArg a = {&x};
+	even_chunks(c, "m0", v->Mg, x.np, vx_chunk, &a);
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_end(c);
+}
+
+/* Input row iy of channel j into its phase planes: for each column phase
+ * cp, every s-th element from the first that lands in it. */
+static void vy_dw_row(Ctx *c, const Vx *x, const char *nv)
+{
+	const QConv *v = x->v;
+	const Geom *G = &v->G;
+	const char *tx = ec_ctype(v->o.xt);
+	int s = x->s;
+	ec_line(&c->c, "const %s *const r = %s + %s;", tx, v->x,
+	        ec_aff(c, 0, nv, v->C * G->insz, "mb", G->insz, "j", G->insz, "iy", G->in[2], NULL));
+	ec_line(&c->c, "const long R = iy + %d;", G->pb[1]);
+	ec_line(&c->c, "%s *const d = (%s *)(void *)(xs + j * %lld + R %% %d * %lld + R / %d * %lld);", tx, tx,
+	        (long long)x->PLB, x->sr, (long long)(s * x->PHB), x->sr, (long long)(x->Wp * x->esz));
+	for (int cp = 0; cp < s; cp++) {
+		int64_t ix0 = ((cp - G->pb[2]) % s + s) % s, n = ix0 < G->in[2] ? (G->in[2] - 1 - ix0) / s + 1 : 0;
+		if (!n)
+			continue;
+		ec_line(&c->c, "for (long k = 0; k < %lld; k++)", (long long)n);
+		ec_line(&c->c, "\td[%s] = r[%s];", ec_aff(c, (int64_t)cp * x->PHB / x->esz + (ix0 + G->pb[2]) / s, "k",
+		        (int64_t)1, NULL), ec_aff(c, ix0, "k", (int64_t)s, NULL));
+	}
+}
+
+static void avx2_dw(Ctx *c, QConv *v, int64_t scratch)
+{
+	Vx x = vy_geom(v, 1);
+	const QOut *o = &v->o;
+	const Geom *G = &v->G;
+	vy_arrays(c, &x);
+	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
+	ec_begin(c, scratch);
+	ec_line(&c->c, "unsigned char *const xs = (unsigned char *)s;");
+	if (x.out == VO_TBUF)
+		ec_line(&c->c, "unsigned char *const ts = xs + %lld;", (long long)(cb * x.PLB));
+	vy_pads(c, &x, cb * x.PLB);
+	const char *nv = v->N > 1 ? "n" : "";
+	if (*nv)
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++)", (long long)v->N);
+	ec_line(&c->c, "for (long mb = 0; mb < %lld; mb += %lld) {", (long long)v->M, (long long)cb);
+	ec_line(&c->c, "const long nb = %lld - mb < %lld ? %lld - mb : %lld;", (long long)v->M, (long long)cb,
+	        (long long)v->M, (long long)cb);
+	ec_line(&c->c, "for (long j = 0; j < nb; j++)");
+	ec_line(&c->c, "\tfor (long iy = 0; iy < %lld; iy++) {", (long long)G->in[1]);
+	c->c.depth++;
+	vy_dw_row(c, &x, nv);
+	ec_line(&c->c, "}");
+	c->c.depth--;
+	ec_line(&c->c, "for (long j = 0; j < nb; j++) {");
+	ec_line(&c->c, "const long mg = mb + j, m0 = 0;");
+	ec_line(&c->c, "const unsigned char *const xg = xs + j * %lld;", (long long)x.PLB);
+	ec_line(&c->c, "const int32_t *const wg = n%d_wq + mg * %lld;", c->id, (long long)x.KQ);
+	ec_line(&c->c, "const int32_t *const bg = n%d_bq + mg;", c->id);
+	ec_line(&c->c, "%s *const yg = y0 + %s;", ec_ctype(o->yt), ec_aff(c, 0, nv, v->M * G->outsz, "mg", G->outsz, NULL));
+	vx_positions(c, &x, 1);
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_end(c);
+}
+
+static int64_t avx2_dw_scratch(QConv *v)
+{
+	Vx x = vy_geom(v, 1);
 	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
 	return cb * x.PLB + (x.out == VO_TBUF ? x.QR * (int64_t)ir_dtype_size(v->o.yt) : 0);
 }
@@ -1453,7 +1988,7 @@ static void vg_tile(Ctx *c, const Vg *v, int np, int nv, const char *wb, const c
 			int w16 = ir_dtype_size(o->yt) == 2;
 			const char *dst = arena_printf(c->g->arena, "py + (i0 + %d) * %lld + j", p, (long long)q->N);
 			if (q->N % 16)
-				ec_line(&c->c, "%s(%s, (__mmask16)(j + 16 <= %lld ? 0xFFFF : (1u << (%lld - j)) - 1), r);",
+				ec_line(&c->c, "%s(%s, (__mmask16)(0xFFFFu >> ((j + 16 - %lld) & 15) * (j + 16 > %lld)), r);",
 				        w16 ? "_mm512_mask_cvtepi32_storeu_epi16" : "_mm512_mask_cvtepi32_storeu_epi8", dst,
 				        (long long)q->N, (long long)q->N);
 			else if (w16)
@@ -1561,8 +2096,10 @@ static int64_t vnni_mm_scratch(QMm *q)
 
 /* ---- Conv: variants per target ---- */
 
-enum { V_PLAIN, V_VNNI_CONV, V_VNNI_DW };
+enum { V_PLAIN, V_VNNI_CONV, V_VNNI_DW, V_AVX2_CONV, V_AVX2_DW };
 
+/* A target takes its own kernel when the node fits it, else the next
+ * target's (an AVX-512 machine runs the AVX2 kernels), else plain C. */
 static int conv_choose(Ctx *c, void *arg, QKind t)
 {
 	QConv *v = arg;
@@ -1570,31 +2107,42 @@ static int conv_choose(Ctx *c, void *arg, QKind t)
 	int dw = v->Cg == 1 && v->Mg == 1;
 	if (t == QK_VNNI && vx_geom(v, dw).ok)
 		return dw ? V_VNNI_DW : V_VNNI_CONV;
+	if (t != QK_PLAIN && vy_geom(v, dw).ok)
+		return dw ? V_AVX2_DW : V_AVX2_CONV;
 	return V_PLAIN;
 }
 
 static int64_t conv_scratch(void *arg, int var)
 {
 	QConv *v = arg;
-	if (var == V_VNNI_DW)
+	Vx x;
+	switch (var) {
+	case V_VNNI_DW:
 		return vnni_dw_scratch(v);
-	if (var == V_VNNI_CONV) {
-		Vx x = vx_geom(v, 0);
+	case V_VNNI_CONV:
+		x = vx_geom(v, 0);
 		return x.xbytes + x.tbytes;
+	case V_AVX2_DW:
+		return avx2_dw_scratch(v);
+	case V_AVX2_CONV:
+		x = vy_geom(v, 0);
+		return x.xbytes + x.tbytes;
+	default:
+		return plain_conv_scratch(v);
 	}
-	return plain_conv_scratch(v);
 }
 
 static void conv_emit(Ctx *c, void *arg, int var, int64_t scratch)
 {
 	QConv *v = arg;
 	v->scratch = scratch;
-	if (var == V_VNNI_DW)
-		vnni_dw(c, v, scratch);
-	else if (var == V_VNNI_CONV)
-		vnni_conv(c, v, scratch);
-	else
-		plain_conv(c, v);
+	switch (var) {
+	case V_VNNI_DW: vnni_dw(c, v, scratch); break;
+	case V_VNNI_CONV: vnni_conv(c, v, scratch); break;
+	case V_AVX2_DW: avx2_dw(c, v, scratch); break;
+	case V_AVX2_CONV: avx2_conv(c, v, scratch); break;
+	default: plain_conv(c, v); break;
+	}
 }
 
 int eq_conv(Ctx *c)

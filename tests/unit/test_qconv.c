@@ -119,7 +119,7 @@ static Rescale rescale_of(int form, int acc64)
 		form = (int)rnd_in(R_FIXED, R_WILD);
 	switch (form) {
 	case R_FIXED:
-		return (Rescale){0, (int)rnd_in(2, 12)};
+		return (Rescale){0, (int)rnd_in(0, 12)};
 	case R_AFFINE:
 		return (Rescale){(int32_t)rnd_in(1 << 30, 0x7fffffff), (int)rnd_in(0, 12)};
 	default:
@@ -530,6 +530,51 @@ static void test_conv_4bit(void **state)
 	check1(x, qconv(x, 16, &W, 4, 0, 1, 4, 0, 0, R_FIXED, 0));
 }
 
+/* few input channels and stride 2: kx quads in windows */
+static void test_conv_strided_rgb(void **state)
+{
+	(void)state;
+	int x = qinput(8, 1, 0, 4, DIMS(1, 3, 32, 33));
+	Win W = {2, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 1};
+	check1(x, qconv(x, 8, &W, 8, 0, 1, 8, 1, 7, R_FIXED, 0));
+}
+
+/* groups of 6 channels: channel quads, the second one half empty */
+static void test_conv_grouped_quads(void **state)
+{
+	(void)state;
+	int x = qinput(8, 0, -2, 4, DIMS(1, 12, 10, 10));
+	Win W = {2, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 2};
+	check1(x, qconv(x, 8, &W, 8, 0, 1, 8, 0, 0, R_FIXED, 0));
+}
+
+/* rows longer than a tile, dilation along x */
+static void test_conv_wide_dilated(void **state)
+{
+	(void)state;
+	int x = qinput(8, 0, 0, 4, DIMS(1, 2, 5, 70));
+	Win W = {2, {3, 3}, {1, 1}, {1, 2}, {1, 2, 1, 2}, 1};
+	check1(x, qconv(x, 5, &W, 8, 0, 1, 8, 0, 0, R_FIXED, 0));
+}
+
+/* depth multiplier 2: one input channel, two outputs a group */
+static void test_conv_depth_multiplier(void **state)
+{
+	(void)state;
+	int x = qinput(8, 1, 128, 4, DIMS(1, 4, 9, 9));
+	Win W = {2, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 4};
+	check1(x, qconv(x, 8, &W, 8, 0, 1, 8, 0, 0, R_AFFINE, 1));
+}
+
+/* stride 3 depthwise with dilation, batch 2 */
+static void test_conv_depthwise_s3(void **state)
+{
+	(void)state;
+	int x = qinput(8, 0, 0, 4, DIMS(2, 5, 20, 19));
+	Win W = {2, {3, 3}, {3, 3}, {2, 2}, {2, 2, 2, 2}, 5};
+	check1(x, qconv(x, 5, &W, 8, 0, 1, 16, 0, 0, R_MIXED, 0));
+}
+
 static void test_gemm_tb(void **state)
 {
 	(void)state;
@@ -557,6 +602,21 @@ static void test_matmul_const(void **state)
 	int a = qinput(8, 0, 4, 3, DIMS(2, 3, 20));
 	int b = qweights(2, DIMS(20, 24), 1, 8, 2);
 	check1(a, qmatmul(a, b, 3, DIMS(2, 3, 24), R_AFFINE));
+}
+
+/* a batch of constant B matrices, 16-bit output */
+static void test_matmul_const_batched(void **state)
+{
+	(void)state;
+	int a = qinput(8, 1, 9, 3, DIMS(2, 3, 21));
+	int b = qweights(3, DIMS(2, 21, 35), 2, 8, 0);
+	const Tensor *A = &g->tensor[a], *B = &g->tensor[b];
+	int y = qtensor(TK_VALUE, 16, 0, 11, 3, DIMS(2, 3, 35));
+	int in[2] = {a, b};
+	int n = ir_node_new(g, OP_MATMUL, NULL, 2, in, 1, &y);
+	Quant *yq = g->tensor[y].q;
+	g->node[n].q = qnode_new(35, R_FIXED, ir_qmin(yq), ir_qmax(yq), dot_bound(B, 35, 42, 0, maxabs(A), NULL));
+	check1(a, y);
 }
 
 static void test_matmul_runtime(void **state)
@@ -592,10 +652,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conv_acc64, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conv_rescales, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conv_4bit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conv_strided_rgb, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conv_grouped_quads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conv_wide_dilated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conv_depth_multiplier, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conv_depthwise_s3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_tb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_i16, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_matmul_const, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_matmul_const_batched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_matmul_runtime, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_matmul_vector, setup, teardown),
 	};
