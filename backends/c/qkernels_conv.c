@@ -1817,18 +1817,21 @@ static int64_t avx2_dw_scratch(QConv *v)
 	return cb * x.PLB + (x.out == VO_TBUF ? x.QR * (int64_t)ir_dtype_size(v->o.yt) : 0);
 }
 
-/* ---- Gemm, MatMul with constant B, AVX-512 VNNI ----
- * Channels (columns) in the vector: a row's 4 activation bytes broadcast,
- * B as 64-byte blocks [16-column block][k quad][16 columns][4], np rows
- * times nv blocks times ns independent partial sums over k (one row, the
- * batch-1 case, needs the splits to keep enough dot products in flight).
- * Rows are copied into scratch first, flipped to u8 and padded to a
- * multiple of 4 bytes (pad bytes meet zero weights). */
+/* ---- Gemm, MatMul with constant B: AVX-512 VNNI and AVX2 ----
+ * Columns in the vector: a row's 4 activation bytes (VNNI) or 2 int16
+ * (AVX2, vpmaddwd) broadcast, B as blocks [L-column block][k group][L
+ * columns][group], np rows times nv blocks times ns independent partial
+ * sums over k (one row, the batch-1 case, needs the splits to keep
+ * enough dot products in flight).  Rows are copied into scratch first,
+ * flipped to u8 (VNNI) or widened to int16 (AVX2; u16 - 32768), padded
+ * to a multiple of the group (pads meet zero weights). */
 typedef struct {
 	QMm *q;
-	int64_t K4, KQ, NB, Npad;
-	int flip, np, nv, ns;
-	int rform;            /* 0: one rescale (literals), 1: right shifts, 2: Q31 + right shifts, 3: any */
+	int avx2, L, G;       /* lanes, k group */
+	int64_t KG, KQ, NB, NBF, Npad;  /* k padded, k groups, column blocks (full ones), columns padded */
+	int32_t off;          /* added to the activations in scratch */
+	int np, nv, ns;
+	int rform;
 } Vg;
 
 static int vnni_mm_ok(const QMm *q)
@@ -1841,19 +1844,41 @@ static int vnni_mm_ok(const QMm *q)
 	return 1;
 }
 
-static Vg vg_geom(QMm *q, int lanes)
+static int avx2_mm_ok(const QMm *q)
 {
-	Vg v = {q, (q->K + 3) / 4 * 4, (q->K + 3) / 4, (q->N + lanes - 1) / lanes, 0, 0, 1, 1, 1, rform_of(&q->o)};
-	v.Npad = v.NB * lanes;
-	v.flip = q->o.xt == DT_I8 ? 0x80 : 0;
+	if (!q->constb || q->o.acc64)
+		return 0;
+	for (int64_t i = 0; i < q->nbb * q->K * q->N; i++)
+		if (q->w[i] < -32768 || q->w[i] > 32767)
+			return 0;
+	return 1;
+}
+
+static Vg vg_geom(QMm *q, int avx2)
+{
+	Vg v = {0};
+	v.q = q;
+	v.avx2 = avx2;
+	v.L = avx2 ? 8 : 16;
+	v.G = avx2 ? 2 : 4;
+	v.KG = (q->K + v.G - 1) / v.G * v.G;
+	v.KQ = v.KG / v.G;
+	v.NB = (q->N + v.L - 1) / v.L;
+	v.NBF = q->N / v.L;
+	v.Npad = v.NB * v.L;
+	v.off = avx2 ? (q->o.xt == DT_U16 ? -32768 : 0) : q->o.xt == DT_I8 ? 128 : 0;
+	int acc = avx2 ? VY_ACC : VX_ACC;
 	v.nv = (int)(v.NB < 4 ? v.NB : 4);
+	v.ns = 1;
+	v.np = 1;
 	if (q->M == 1) {
-		v.ns = 12 / v.nv;
+		v.ns = acc / v.nv;
 		v.ns = v.ns > v.KQ ? (int)v.KQ : v.ns;
 		v.ns = v.ns < 1 ? 1 : v.ns;
 	} else {
-		v.np = (int)(q->M < VX_ACC / v.nv ? q->M : VX_ACC / v.nv);
+		v.np = (int)(q->M < acc / v.nv ? q->M : acc / v.nv);
 	}
+	v.rform = rform_of(&q->o);
 	return v;
 }
 
@@ -1867,56 +1892,57 @@ static void put_lane_rescale(Ctx *c, const QOut *o, int form, int64_t npad)
 		t[npad + j] = r.n;
 		t[2 * npad + j] = r.n > 0 && r.n <= 31 ? (int32_t)1 << (r.n - 1) : 0;
 	}
-	if (form >= 2)
+	if (form == RF_Q31 || form == RF_ANY)
 		put_i32(c, arena_printf(c->g->arena, "n%d_vm", c->id), DT_I32, t, npad);
 	put_i32(c, arena_printf(c->g->arena, "n%d_vn", c->id), DT_I32, t + npad, npad);
-	if (form <= 2)
+	if (form == RF_SHIFT || form == RF_Q31)
 		put_i32(c, arena_printf(c->g->arena, "n%d_vh", c->id), DT_I32, t + 2 * npad, npad);
 	free(t);
 }
 
-/* r = potc_rescale of vector acc with the rescales of columns j..j+15. */
-static void lane_rescale512(Ctx *c, const QOut *o, int form, const char *r, const char *acc, const char *j)
+/* r = potc_rescale of vector acc with the rescales of columns j.. */
+static void lane_rescale(Ctx *c, const Vg *v, const char *r, const char *acc, const char *j)
 {
-	int id = c->id;
-	switch (form) {
-	case 0:
-		ec_line(&c->c, "const __m512i %s = potc_q512_rescale(%s, %ld, %d);", r, acc, (long)o->r[0].m, o->r[0].n);
+	const QOut *o = &v->q->o;
+	int id = c->id, L = v->L;
+	const char *P = v->avx2 ? "_mm256" : "_mm512", *T = v->avx2 ? "__m256i" : "__m512i", *H = v->avx2 ? "q256" : "q512";
+	const char *ld = v->avx2 ? "_mm256_loadu_si256((const __m256i *)(const void *)" : "_mm512_loadu_si512((const void *)";
+	switch (v->rform) {
+	case RF_ONE:
+		ec_line(&c->c, "const %s %s = potc_%s_rescale(%s, %ld, %d);", T, r, H, acc, (long)o->r[0].m, o->r[0].n);
 		break;
-	case 1:
-		ec_line(&c->c, "const __m512i %s = potc_q512_shr(%s, _mm512_loadu_si512((const void *)(n%d_vn + %s)), "
-		        "_mm512_loadu_si512((const void *)(n%d_vh + %s)));", r, acc, id, j, id, j);
+	case RF_SHIFT:
+		ec_line(&c->c, "const %s %s = potc_%s_shr(%s, %s(n%d_vn + %s)), %s(n%d_vh + %s)));", T, r, H, acc, ld, id, j,
+		        ld, id, j);
 		break;
-	case 2:
-		ec_line(&c->c, "const __m512i %s = potc_q512_shr(potc_q512_mulq31(%s, _mm512_loadu_si512((const void *)(n%d_vm + %s))), "
-		        "_mm512_loadu_si512((const void *)(n%d_vn + %s)), _mm512_loadu_si512((const void *)(n%d_vh + %s)));",
-		        r, acc, id, j, id, j, id, j);
+	case RF_Q31:
+		ec_line(&c->c, "const %s %s = potc_%s_shr(potc_%s_mulq31(%s, %s(n%d_vm + %s))), %s(n%d_vn + %s)), "
+		        "%s(n%d_vh + %s)));", T, r, H, H, acc, ld, id, j, ld, id, j, ld, id, j);
 		break;
 	default:
-		ec_line(&c->c, "int32_t l_[16];");
-		ec_line(&c->c, "_mm512_storeu_si512((void *)l_, %s);", acc);
-		ec_line(&c->c, "for (int e = 0; e < 16; e++)");
+		ec_line(&c->c, "int32_t l_[%d];", L);
+		ec_line(&c->c, "%s_storeu_si%d((void *)l_, %s);", P, L * 32, acc);
+		ec_line(&c->c, "for (int e = 0; e < %d; e++)", L);
 		ec_line(&c->c, "\tl_[e] = potc_rescale(l_[e], n%d_vm[%s + e], n%d_vn[%s + e]);", id, j, id, j);
-		ec_line(&c->c, "const __m512i %s = _mm512_loadu_si512((const void *)l_);", r);
+		ec_line(&c->c, "const %s %s = %s(l_));", T, r, ld);
 		break;
 	}
 }
 
-/* B - zw as [batch][16-column block][k quad][16][4] bytes. */
-static void vg_put_weights(Ctx *c, const Vg *v, const char *name, int lanes, int g)
+/* B - zw as [batch][column block][k group][L][G] (int8 or int16). */
+static void vg_put_weights(Ctx *c, const Vg *v, const char *name)
 {
 	const QMm *q = v->q;
-	int64_t per = v->Npad * v->K4, n = q->nbb * per;
-	int8_t *w = calloc((size_t)(n > 0 ? n : 1), 1);
+	int L = v->L, g = v->G;
+	int64_t per = v->Npad * v->KG, n = q->nbb * per;
+	int32_t *w = calloc((size_t)(n > 0 ? n : 1), sizeof *w);
 	for (int64_t bb = 0; bb < q->nbb; bb++)
 		for (int64_t k = 0; k < q->K; k++)
-			for (int64_t j = 0; j < q->N; j++) {
-				int64_t blk = j / lanes, l = j % lanes;
-				w[bb * per + ((blk * v->KQ + k / g) * lanes + l) * g + k % g] = (int8_t)q->w[(bb * q->K + k) * q->N + j];
-			}
+			for (int64_t j = 0; j < q->N; j++)
+				w[bb * per + ((j / L * v->KQ + k / g) * L + j % L) * g + k % g] = q->w[(bb * q->K + k) * q->N + j];
 	ec_line(&c->c, "/* B - zw as [%lld][column block %lld][k group %lld][%d][%d] */", (long long)q->nbb, (long long)v->NB,
-	        (long long)v->KQ, lanes, g);
-	ec_array(c, name, DT_I8, n, w);
+	        (long long)v->KQ, L, g);
+	put_i32(c, name, v->avx2 ? DT_I16 : DT_I8, w, n);
 	free(w);
 }
 
@@ -1934,26 +1960,29 @@ static void put_mm_bias(Ctx *c, const QMm *q, const char *name, int64_t k, int64
 	free(sw);
 }
 
-/* Rows i0.. (np of them) times blocks nb0.. (nv of them). */
-static void vg_tile(Ctx *c, const Vg *v, int np, int nv, const char *wb, const char *bb)
+/* Rows i0.. (np of them) times blocks nb0.. (nv of them); the last
+ * block stores `last` columns. */
+static void vg_tile(Ctx *c, const Vg *v, int np, int nv, int last)
 {
 	const QMm *q = v->q;
 	const QOut *o = &q->o;
-	int ns = v->ns;
+	int ns = v->ns, L = v->L, x2 = v->avx2;
+	const char *T = x2 ? "__m256i" : "__m512i";
+	const char *ld = x2 ? "_mm256_loadu_si256((const __m256i *)(const void *)" : "_mm512_loadu_si512((const void *)";
 	Str s = {0};
 	ec_line(&c->c, "{");
 	for (int p = 0; p < np; p++)
 		for (int u = 0; u < nv; u++)
 			for (int k = 0; k < ns; k++) {
 				if (k)
-					str_printf(&s, ", a%d_%d_%d = _mm512_setzero_si512()", p, u, k);
+					str_printf(&s, ", a%d_%d_%d = %s", p, u, k, x2 ? "_mm256_setzero_si256()" : "_mm512_setzero_si512()");
 				else
-					str_printf(&s, "%sa%d_%d_0 = _mm512_loadu_si512((const void *)(%s + (nb0 + %d) * 16))",
-					           s.len ? ", " : "__m512i ", p, u, bb, u);
+					str_printf(&s, "%sa%d_%d_0 = %s(bb + (nb0 + %d) * %d))", s.len ? ", " : arena_printf(c->g->arena,
+					           "%s ", T), p, u, ld, u, L);
 			}
 	ec_line(&c->c, "%s;", s.s);
 	str_free(&s);
-	int64_t full = v->KQ / ns * ns;
+	int64_t full = v->KQ / ns * ns, bstep = (int64_t)L * v->G * (x2 ? 2 : 1);
 	for (int tail = 0; tail < 2; tail++) {
 		int64_t from = tail ? full : 0, to = tail ? v->KQ : full;
 		int step = tail ? 1 : ns;
@@ -1962,39 +1991,43 @@ static void vg_tile(Ctx *c, const Vg *v, int np, int nv, const char *wb, const c
 		ec_line(&c->c, "for (long k = %lld; k < %lld; k += %d) {", (long long)from, (long long)to, step);
 		for (int k = 0; k < step; k++)
 			for (int u = 0; u < nv; u++)
-				ec_line(&c->c, "const __m512i w%d_%d = _mm512_loadu_si512((const void *)(%s + ((nb0 + %d) * %lld + k + %d) * 64));",
-				        u, k, wb, u, (long long)v->KQ, k);
+				ec_line(&c->c, "const %s w%d_%d = %s((const char *)wb + ((nb0 + %d) * %lld + k + %d) * %lld));", T, u, k,
+				        ld, u, (long long)v->KQ, k, (long long)bstep);
 		for (int p = 0; p < np; p++)
 			for (int k = 0; k < step; k++) {
 				ec_line(&c->c, "{");
-				ec_line(&c->c, "const __m512i b = _mm512_set1_epi32(potc_q_ld32(ab + (i0 + %d) * %lld + (k + %d) * 4));", p,
-				        (long long)v->K4, k);
-				for (int u = 0; u < nv; u++)
-					ec_line(&c->c, "a%d_%d_%d = _mm512_dpbusd_epi32(a%d_%d_%d, b, w%d_%d);", p, u, k, p, u, k, u, k);
+				ec_line(&c->c, "const %s b = %s_set1_epi32(potc_q_ld32(abp + (i0 + %d) * %lld + (k + %d) * 4));", T,
+				        x2 ? "_mm256" : "_mm512", p, (long long)(v->KG * (x2 ? 2 : 1)), k);
+				for (int u = 0; u < nv; u++) {
+					if (x2)
+						ec_line(&c->c, "a%d_%d_%d = _mm256_add_epi32(a%d_%d_%d, _mm256_madd_epi16(b, w%d_%d));", p, u, k, p,
+						        u, k, u, k);
+					else
+						ec_line(&c->c, "a%d_%d_%d = _mm512_dpbusd_epi32(a%d_%d_%d, b, w%d_%d);", p, u, k, p, u, k, u, k);
+				}
 				ec_line(&c->c, "}");
 			}
 		ec_line(&c->c, "}");
 	}
-	int32_t lo, hi;
-	out_bounds(o, &lo, &hi);
+	OutPlan op = x2 ? out_plan256(o) : out_plan(o);
 	for (int p = 0; p < np; p++)
 		for (int u = 0; u < nv; u++) {
 			ec_line(&c->c, "{");
 			for (int k = 1; k < ns; k++)
-				ec_line(&c->c, "a%d_%d_0 = _mm512_add_epi32(a%d_%d_0, a%d_%d_%d);", p, u, p, u, p, u, k);
-			ec_line(&c->c, "const long j = (nb0 + %d) * 16;", u);
-			lane_rescale512(c, o, v->rform, "t", arena_printf(c->g->arena, "a%d_%d_0", p, u), "j");
-			ec_line(&c->c, "const __m512i r = potc_q512_out(t, %ld, %ld, %ld);", (long)o->zy, (long)lo, (long)hi);
-			int w16 = ir_dtype_size(o->yt) == 2;
+				ec_line(&c->c, "a%d_%d_0 = %s_add_epi32(a%d_%d_0, a%d_%d_%d);", p, u, x2 ? "_mm256" : "_mm512", p, u, p, u,
+				        k);
+			ec_line(&c->c, "const long j = (nb0 + %d) * %d;", u, L);
+			lane_rescale(c, v, "t", arena_printf(c->g->arena, "a%d_%d_0", p, u), "j");
+			ec_line(&c->c, "%s r = t;", T);
 			const char *dst = arena_printf(c->g->arena, "py + (i0 + %d) * %lld + j", p, (long long)q->N);
-			if (q->N % 16)
-				ec_line(&c->c, "%s(%s, (__mmask16)(0xFFFFu >> ((j + 16 - %lld) & 15) * (j + 16 > %lld)), r);",
-				        w16 ? "_mm512_mask_cvtepi32_storeu_epi16" : "_mm512_mask_cvtepi32_storeu_epi8", dst,
-				        (long long)q->N, (long long)q->N);
-			else if (w16)
-				ec_line(&c->c, "_mm256_storeu_si256((__m256i *)(void *)(%s), _mm512_cvtepi32_epi16(r));", dst);
-			else
-				ec_line(&c->c, "_mm_storeu_si128((__m128i *)(void *)(%s), _mm512_cvtepi32_epi8(r));", dst);
+			int valid = u == nv - 1 ? last : L;
+			if (x2) {
+				out256(c, &op, "r");
+				store256(c, &op, "r", dst, valid);
+			} else {
+				out512(c, &op, "r");
+				store512(c, &op, "r", dst, valid, NULL);
+			}
 			ec_line(&c->c, "}");
 		}
 	ec_line(&c->c, "}");
@@ -2002,7 +2035,6 @@ static void vg_tile(Ctx *c, const Vg *v, int np, int nv, const char *wb, const c
 
 /* var over [0, total) in chunks of at most step, as even as possible,
  * each printed by fn(size). */
-
 static void even_chunks(Ctx *c, const char *var, int64_t total, int64_t step, ChunkFn fn, const void *arg)
 {
 	if (total <= 0)
@@ -2026,37 +2058,45 @@ static void even_chunks(Ctx *c, const char *var, int64_t total, int64_t step, Ch
 
 typedef struct {
 	const Vg *v;
-	const char *wb, *bb;
 	int np;
 } VgArg;
 
 static void vg_blocks(Ctx *c, const void *arg, int64_t nv)
 {
 	const VgArg *a = arg;
-	vg_tile(c, a->v, a->np, (int)nv, a->wb, a->bb);
+	vg_tile(c, a->v, a->np, (int)nv, a->v->L);
 }
 
+/* Full column blocks in chunks, then the partial one. */
 static void vg_rows(Ctx *c, const void *arg, int64_t np)
 {
 	const VgArg *a = arg;
-	VgArg b = {a->v, a->wb, a->bb, (int)np};
-	even_chunks(c, "nb0", a->v->NB, a->v->nv, vg_blocks, &b);
+	const Vg *v = a->v;
+	VgArg b = {v, (int)np};
+	even_chunks(c, "nb0", v->NBF, v->nv, vg_blocks, &b);
+	if (v->NBF < v->NB) {
+		ec_line(&c->c, "{");
+		ec_line(&c->c, "const long nb0 = %lld;", (long long)v->NBF);
+		vg_tile(c, v, (int)np, 1, (int)(v->q->N - v->NBF * v->L));
+		ec_line(&c->c, "}");
+	}
 }
 
-static void vnni_mm(Ctx *c, QMm *q, int64_t scratch)
+static void vec_mm(Ctx *c, QMm *q, int64_t scratch, int avx2)
 {
-	Vg v = vg_geom(q, 16);
+	Vg v = vg_geom(q, avx2);
 	const QOut *o = &q->o;
 	char wn[32], bn[32];
 	snprintf(wn, sizeof wn, "n%d_wq", c->id);
 	snprintf(bn, sizeof bn, "n%d_bq", c->id);
-	put_text(c, q512_text);
-	vg_put_weights(c, &v, wn, 16, 4);
-	put_mm_bias(c, q, bn, o->zx + (v.flip ? 128 : 0), v.Npad);
-	if (v.rform)
+	put_text(c, avx2 ? q256_text : q512_text);
+	vg_put_weights(c, &v, wn);
+	put_mm_bias(c, q, bn, o->zx + v.off, v.Npad);
+	if (v.rform != RF_ONE)
 		put_lane_rescale(c, o, v.rform, v.Npad);
 	ec_begin(c, scratch);
-	ec_line(&c->c, "unsigned char *const ab = (unsigned char *)s;");
+	const char *at = avx2 ? "int16_t" : "unsigned char";
+	ec_line(&c->c, "%s *const ab = (%s *)(void *)s;", at, at);
 	char iy[128] = "0", ia[128] = "0", ib[128] = "0";
 	if (q->bn && q->bn->rank) {
 		nest_open(c, q->bn);
@@ -2066,21 +2106,28 @@ static void vnni_mm(Ctx *c, QMm *q, int64_t scratch)
 	} else {
 		ec_line(&c->c, "{");
 	}
-	ec_line(&c->c, "const unsigned char *const pa = (const unsigned char *)%s + %s;", q->a, ia[0] ? ia : "0");
+	ec_line(&c->c, "const %s *const pa = %s + %s;", ec_ctype(o->xt), q->a, ia[0] ? ia : "0");
 	ec_line(&c->c, "%s *const py = y0 + %s;", ec_ctype(o->yt), iy[0] ? iy : "0");
 	ec_line(&c->c, "const long bo = (%s) / %lld;", ib[0] ? ib : "0", (long long)(q->K * q->N));
-	ec_line(&c->c, "const int8_t *const wb = %s + bo * %lld;", wn, (long long)(v.Npad * v.K4));
+	ec_line(&c->c, "const %s *const wb = %s + bo * %lld;", avx2 ? "int16_t" : "int8_t", wn, (long long)(v.Npad * v.KG));
 	ec_line(&c->c, "const int32_t *const bb = %s + bo * %lld;", bn, (long long)v.Npad);
 	ec_line(&c->c, "(void)bo;");
 	ec_line(&c->c, "for (long i = 0; i < %lld; i++) {", (long long)q->M);
-	ec_line(&c->c, "for (long k = 0; k < %lld; k++) ab[i * %lld + k] = (unsigned char)(pa[i * %lld + k] ^ %d);",
-	        (long long)q->K, (long long)v.K4, (long long)q->K, v.flip);
-	if (v.K4 > q->K)
-		ec_line(&c->c, "for (long k = %lld; k < %lld; k++) ab[i * %lld + k] = 0;", (long long)q->K, (long long)v.K4,
-		        (long long)v.K4);
+	if (avx2)
+		ec_line(&c->c, "for (long k = 0; k < %lld; k++) ab[i * %lld + k] = (int16_t)((int32_t)pa[i * %lld + k] + %ld);",
+		        (long long)q->K, (long long)v.KG, (long long)q->K, (long)v.off);
+	else
+		ec_line(&c->c, "for (long k = 0; k < %lld; k++) ab[i * %lld + k] = (unsigned char)(pa[i * %lld + k] ^ %d);",
+		        (long long)q->K, (long long)v.KG, (long long)q->K, v.off ? 0x80 : 0);
+	if (v.KG > q->K)
+		ec_line(&c->c, "for (long k = %lld; k < %lld; k++) ab[i * %lld + k] = 0;", (long long)q->K, (long long)v.KG,
+		        (long long)v.KG);
 	ec_line(&c->c, "}");
-	VgArg a = {&v, "wb", "bb", 1};
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "const unsigned char *const abp = (const unsigned char *)ab;");
+	VgArg a = {&v, 1};
 	even_chunks(c, "i0", q->M, v.np, vg_rows, &a);
+	ec_line(&c->c, "}");
 	if (q->bn && q->bn->rank)
 		nest_close(c, q->bn);
 	else
@@ -2088,10 +2135,10 @@ static void vnni_mm(Ctx *c, QMm *q, int64_t scratch)
 	ec_end(c);
 }
 
-static int64_t vnni_mm_scratch(QMm *q)
+static int64_t vec_mm_scratch(QMm *q, int avx2)
 {
-	Vg v = vg_geom(q, 16);
-	return q->M * v.K4 + 64;
+	Vg v = vg_geom(q, avx2);
+	return q->M * v.KG * (avx2 ? 2 : 1) + 64;
 }
 
 /* ---- Conv: variants per target ---- */
@@ -2265,7 +2312,7 @@ static void mm_const_b(Ctx *c, QMm *q, const Tensor *b, int tb, const Tensor *bi
 			q->bias[bb * N + j] = bias ? ir_get_i64(bias, j) : 0;
 }
 
-enum { M_PLAIN, M_VNNI };
+enum { M_PLAIN, M_VNNI, M_AVX2 };
 
 static int mm_choose(Ctx *c, void *arg, QKind t)
 {
@@ -2273,14 +2320,16 @@ static int mm_choose(Ctx *c, void *arg, QKind t)
 	(void)c;
 	if (t == QK_VNNI && vnni_mm_ok(q))
 		return M_VNNI;
+	if (t != QK_PLAIN && avx2_mm_ok(q))
+		return M_AVX2;
 	return M_PLAIN;
 }
 
 static int64_t mm_scratch(void *arg, int var)
 {
 	QMm *q = arg;
-	if (var == M_VNNI)
-		return vnni_mm_scratch(q);
+	if (var != M_PLAIN)
+		return vec_mm_scratch(q, var == M_AVX2);
 	return q->N * (q->o.acc64 ? 8 : 4);
 }
 
@@ -2288,8 +2337,8 @@ static void mm_emit_var(Ctx *c, void *arg, int var, int64_t scratch)
 {
 	QMm *q = arg;
 	q->scratch = scratch;
-	if (var == M_VNNI)
-		vnni_mm(c, q, scratch);
+	if (var != M_PLAIN)
+		vec_mm(c, q, scratch, var == M_AVX2);
 	else
 		plain_mm(c, q);
 }
