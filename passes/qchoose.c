@@ -264,10 +264,29 @@ static void choose_inputs(Graph *g, int n)
 	}
 }
 
+/* Every --layer names a node of the graph (as the dump shows them). */
+static int check_layers(const Graph *g, Diag *d)
+{
+	const QuantConfig *q = g->qcfg;
+	for (int i = 0; i < q->nlayer; i++) {
+		int n = 0;
+		while (n < g->nnode && strcmp(g->node[n].name, q->layer[i].node) != 0)
+			n++;
+		if (n == g->nnode) {
+			ir_error(d, g, -1, "--layer %s: no node of that name (-d qchoose lists the node names)",
+			         q->layer[i].node);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int pass_qchoose(Graph *g, Diag *d)
 {
 	if (!g->qcfg)
 		return 0;
+	if (check_layers(g, d))
+		return 1;
 	for (int i = 0; i < g->ninput; i++) {
 		Tensor *t = &g->tensor[g->input[i]];
 		if (t->dtype != DT_F32 || t->q)
