@@ -57,6 +57,8 @@ stage "unit and golden tests" ctest_summary "$root/build"
 stage "samples" "$root/tests/samples/run.sh" "$root/build/potc"
 stage "exporter-style models" "$root/tests/models/run.sh" "$root/build/potc"
 stage "conformance" /usr/bin/python3 tests/conformance/run.py --potc "$root/build/potc" --jobs "$jobs"
+stage "quantized: generated C = integer evaluator" "$root/tests/quant/bitexact.sh" "$root/build/potc"
+stage "quantized: accuracy" "$root/tests/quant/run.sh" "$root/build/potc"
 
 # Sanitizers: the compiler itself under ASan+UBSan on every test above,
 # and generated code compiled with -fsanitize=undefined in the conformance run.
@@ -65,6 +67,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktra
 stage "unit and golden tests (asan+ubsan)" ctest_summary "$root/build-san"
 stage "samples (asan+ubsan)" "$root/tests/samples/run.sh" "$root/build-san/potc"
 stage "exporter-style models (asan+ubsan)" "$root/tests/models/run.sh" "$root/build-san/potc"
+stage "quantized: generated C = integer evaluator (asan+ubsan)" "$root/tests/quant/bitexact.sh" "$root/build-san/potc"
 stage "conformance (asan+ubsan)" /usr/bin/python3 tests/conformance/run.py --potc "$root/build-san/potc" \
   --jobs "$jobs" --cflags="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 

@@ -79,5 +79,25 @@ for s in fmnist_cnn fmnist_mobilenet; do
     done
   done
 done
+# Pre-quantized models (tests/quant/make_qdq_models.py: QOperator and QDQ
+# forms of one tiny CNN): compiled with --quant and no calibration they keep
+# the model's own scales, so the integer evaluator and the generated C must
+# reproduce the reference outputs exactly (those equal onnxruntime's).
+for m in qop_tiny qdq_tiny; do
+  for mode in fixed affine; do
+    w=$tmp/$m-$mode; mkdir -p "$w"
+    in=$root/tests/quant/tiny_input.npy want=$root/tests/quant/${m}_output.npy
+    check "$m [$mode]: potc run --quant == reference" bash -c "
+      '$potc' run '$root/tests/quant/$m.onnx' '$in' -o '$w/run.npy' --quant $mode &&
+      $py '$root/tests/compare_npy.py' '$w/run.npy' '$want' --rtol 0 --atol 0"
+    check "$m [$mode]: generated C == reference" bash -c "
+      '$potc' '$root/tests/quant/$m.onnx' -o '$w/model.c' --driver '$w/main.c' --quant $mode &&
+      gcc -std=c99 -O2 -Wall -Wextra -Werror -fsanitize=undefined -fno-sanitize-recover=all \
+        '$w/model.c' '$w/main.c' -I'$w' -o '$w/prog' -lm &&
+      '$w/prog' '$in' -o '$w/c.npy' &&
+      $py '$root/tests/compare_npy.py' '$w/c.npy' '$want' --rtol 0 --atol 0"
+  done
+done
+
 echo "quant bit-exactness: $pass passed, $fail failed"
 [ $fail -eq 0 ]
