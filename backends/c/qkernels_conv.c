@@ -701,16 +701,14 @@ typedef enum { VO_DIRECT, VO_ROWS, VO_TBUF } VOut;
  * (it keeps the epilogue's constants in registers too). */
 enum { VX_MAXTAP = 64, VX_ACC = 12, VX_NV = 3 };
 
-/* The tile kinds: VNNI u8 quads; AVX2 int16 channel pairs (vpmaddwd);
- * AVX2 depthwise on int32 lanes (vpmulld) over phase planes. */
-typedef enum { VK_VNNI, VK_AVX2, VK_AVX2DW } VKind;
+/* The tile kinds: VNNI u8 quads; AVX2 int16 pairs (vpmaddwd). */
+typedef enum { VK_VNNI, VK_AVX2 } VKind;
 
 typedef struct {
 	QConv *v;
 	VKind kind;
 	int L;                   /* lanes: 16 (zmm) or 8 (ymm) */
 	int unit;                /* plane bytes per flat position */
-	int esz;                 /* AVX2 depthwise: bytes of an input element */
 	int xq, s, nkq;
 	int64_t Wp, OWp, Q, QR;  /* plane pitch, output pitch, outputs, rounded to L */
 	int64_t ncq, nq, KQ;     /* quads: per tap loop (CQ: channel quads; XQ: channels), taps, per channel */
@@ -1259,25 +1257,12 @@ static const char *rescale256(Ctx *c, const QOut *o, int form, const char *acc, 
 	}
 }
 
-/* The vector load of 8 input elements at byte address p (AVX2
- * depthwise): widened to int32. */
-static const char *dw_load256(Ctx *c, DType xt, const char *p)
-{
-	switch (xt) {
-	case DT_U8: return arena_printf(c->g->arena, "_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(%s)))", p);
-	case DT_I8: return arena_printf(c->g->arena, "_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(%s)))", p);
-	case DT_U16: return arena_printf(c->g->arena, "_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(%s)))", p);
-	default: return arena_printf(c->g->arena, "_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(%s)))", p);
-	}
-}
-
-/* One AVX2 tile: np channels from m0 times nv vectors of 8 positions;
- * channel pairs (vpmaddwd) or, depthwise, one tap at a time (vpmulld). */
+/* One AVX2 tile: np channels from m0 times nv vectors of 8 positions,
+ * int16 pairs (vpmaddwd). */
 static void avx2_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 {
 	const QConv *v = x->v;
 	const QOut *o = &v->o;
-	int dw = x->kind == VK_AVX2DW;
 	Str s = {0};
 	ec_line(&c->c, "{");
 	for (int p = 0; p < np; p++)
@@ -1290,7 +1275,7 @@ static void avx2_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 	str_free(&s);
 	for (int u = 0; u < nv; u++)
 		ec_line(&c->c, "const unsigned char *const p%d = xg + (%s) * %d;", u, vec[u].q, x->unit);
-	ec_line(&c->c, "const %s *wq = wg + m0 * %lld;", dw ? "int32_t" : "int32_t", (long long)x->KQ);
+	ec_line(&c->c, "const int32_t *wq = wg + m0 * %lld;", (long long)x->KQ);
 	if (x->ncq > 1)
 		ec_line(&c->c, "for (long k = 0, ko = 0; k < %lld; k++, ko += %lld, wq += %lld) {", (long long)x->ncq,
 		        (long long)x->PLB, (long long)x->nq);
@@ -1301,16 +1286,12 @@ static void avx2_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 		ec_line(&c->c, "{");
 		for (int u = 0; u < nv; u++) {
 			const char *addr = arena_printf(c->g->arena, "p%d + %s%lld", u, ko, (long long)x->off[t]);
-			if (dw)
-				ec_line(&c->c, "const __m256i x%d = %s;", u, dw_load256(c, v->o.xt, addr));
-			else
-				ec_line(&c->c, "const __m256i x%d = _mm256_loadu_si256((const __m256i *)(const void *)(%s));", u, addr);
+			ec_line(&c->c, "const __m256i x%d = _mm256_loadu_si256((const __m256i *)(const void *)(%s));", u, addr);
 		}
 		for (int p = 0; p < np; p++) {
 			ec_line(&c->c, "const __m256i w%d = _mm256_set1_epi32(wq[%lld]);", p, (long long)(p * x->KQ + t));
 			for (int u = 0; u < nv; u++)
-				ec_line(&c->c, "a%d_%d = _mm256_add_epi32(a%d_%d, _mm256_%s(x%d, w%d));", p, u, p, u,
-				        dw ? "mullo_epi32" : "madd_epi16", u, p);
+				ec_line(&c->c, "a%d_%d = _mm256_add_epi32(a%d_%d, _mm256_madd_epi16(x%d, w%d));", p, u, p, u, u, p);
 		}
 		ec_line(&c->c, "}");
 	}
@@ -1576,12 +1557,15 @@ static int avx2_ok(const QConv *v)
 	return 1;
 }
 
-/* The offset added to inputs on their way into scratch. */
-static int32_t avx2_offset(const QConv *v, int dw)
+/* The offset added to inputs on their way into scratch (int16). */
+static int32_t avx2_offset(const QConv *v)
 {
-	return !dw && v->o.xt == DT_U16 ? -32768 : 0;
+	return v->o.xt == DT_U16 ? -32768 : 0;
 }
 
+/* AVX2 planes: channel pairs (CQ) at stride 1, or (xq) kx pairs
+ * (x[C], x[C + dx]) of one channel, split into row and column phases by
+ * the stride so every tap pair reads its phase plane at unit stride. */
 static Vx vy_geom(QConv *v, int dw)
 {
 	const Geom *G = &v->G;
@@ -1592,40 +1576,39 @@ static Vx vy_geom(QConv *v, int dw)
 	int OH = (int)G->out[1], s = G->s[2], dx = G->d[2], dy = G->d[1];
 	if (OH > 1 && G->s[1] != s)
 		return x;
-	if (!dw && s != 1)
-		return x;
 	int kh = G->k[1], kw = G->k[2];
-	x.kind = dw ? VK_AVX2DW : VK_AVX2;
+	x.nkq = (kw + 1) / 2;
+	x.xq = dw || s > 1 || (int64_t)v->Cg * x.nkq < (v->Cg + 1) / 2 * (int64_t)kw;
+	x.kind = VK_AVX2;
 	x.L = 8;
-	x.esz = (int)ir_dtype_size(v->o.xt);
-	x.unit = dw ? x.esz : 4;
+	x.unit = 4;
 	x.s = s;
 	x.sr = OH > 1 ? s : 1;
-	int sc = dw ? s : 1;   /* column phases */
+	int sc = x.xq ? s : 1, nk = x.xq ? x.nkq : kw, step = x.xq ? 2 : 1;
 	x.out = vx_out_mode(G, (v->pin[2] + s - 1) / s, 8, &x.OWp);
-	x.Wp = x.OWp;          /* positions a row of a (phase) plane */
+	x.Wp = x.OWp;            /* positions a row of a (phase) plane */
 	x.Q = (OH - 1) * x.OWp + G->out[2];
 	x.QR = (x.Q + 7) / 8 * 8;
 	int64_t offmax = 0, rows = (v->pin[1] + x.sr - 1) / x.sr * x.Wp;
 	for (int ky = 0; ky < kh; ky++)
-		for (int kx = 0; kx < kw; kx++) {
-			int64_t o = (int64_t)ky * dy / x.sr * x.Wp + (int64_t)kx * dx / sc;
+		for (int kq = 0; kq < nk; kq++) {
+			int64_t o = (int64_t)ky * dy / x.sr * x.Wp + (int64_t)kq * step * dx / sc;
 			offmax = o > offmax ? o : offmax;
 		}
 	int64_t need = x.QR + offmax;
-	x.PHB = align64((rows > need ? rows : need) * x.unit + 64);
+	x.PHB = align64((rows > need ? rows : need) * 4 + 64);
 	x.PLB = x.sr * sc * x.PHB;
 	x.nq = 0;
 	for (int ky = 0; ky < kh; ky++)
-		for (int kx = 0; kx < kw; kx++) {
+		for (int kq = 0; kq < nk; kq++) {
 			if (x.nq >= VX_MAXTAP)
 				return x;
-			int64_t r = (int64_t)ky * dy, cc = (int64_t)kx * dx;
-			x.off[x.nq++] = (r % x.sr * sc + cc % sc) * x.PHB + (r / x.sr * x.Wp + cc / sc) * x.unit;
+			int64_t r = (int64_t)ky * dy, cc = (int64_t)kq * step * dx;
+			x.off[x.nq++] = (r % x.sr * sc + cc % sc) * x.PHB + (r / x.sr * x.Wp + cc / sc) * 4;
 		}
-	x.ncq = dw ? 1 : (v->Cg + 1) / 2;
+	x.ncq = x.xq ? v->Cg : (v->Cg + 1) / 2;
 	x.KQ = x.ncq * x.nq;
-	x.vstep = 8LL * x.unit;
+	x.vstep = 32;
 	int64_t nvec = x.QR / 8;
 	x.nv = (int)(nvec < VY_NV ? nvec : VY_NV);
 	x.np = dw ? 1 : (int)(v->Mg < VY_ACC / x.nv ? v->Mg : VY_ACC / x.nv);
@@ -1635,8 +1618,15 @@ static Vx vy_geom(QConv *v, int dw)
 	return x;
 }
 
-/* Weights: channel pairs as int32 [m][pair][tap] (two int16, the even
- * channel low), or depthwise w' as int32 [m][tap]. */
+/* Bytes of the kx-pair fill's row planes for nplanes planes. */
+static int64_t vy_tw(const Vx *x);
+static int64_t vy_rowbuf(const Vx *x, int64_t nplanes)
+{
+	return x->xq ? align64(nplanes * x->v->pin[1] * vy_tw(x) * 2) : 0;
+}
+
+/* Weights as int32 [m][pair or channel][tap pair]: two int16, the even
+ * channel (or tap) low. */
 static void vy_put_weights(Ctx *c, const Vx *x, const char *name)
 {
 	const QConv *v = x->v;
@@ -1645,15 +1635,12 @@ static void vy_put_weights(Ctx *c, const Vx *x, const char *name)
 	for (int64_t m = 0; m < v->M; m++)
 		for (int64_t cq = 0; cq < x->ncq; cq++)
 			for (int64_t t = 0; t < x->nq; t++) {
-				if (x->kind == VK_AVX2DW) {
-					q[m * x->KQ + t] = v->w[m * v->K + t];
-					continue;
-				}
 				uint32_t u = 0;
 				for (int j = 0; j < 2; j++) {
-					int64_t ci = cq * 2 + j;
-					if (ci < v->Cg)
-						u |= (uint32_t)(uint16_t)(int16_t)v->w[m * v->K + ci * ksz + t] << (16 * j);
+					int64_t ci = x->xq ? cq : cq * 2 + j, kw = v->G.k[2];
+					int64_t ky = x->xq ? t / x->nkq : t / kw, kx = x->xq ? t % x->nkq * 2 + j : t % kw;
+					if (ci < v->Cg && kx < kw)
+						u |= (uint32_t)(uint16_t)(int16_t)v->w[m * v->K + ci * ksz + ky * kw + kx] << (16 * j);
 				}
 				q[(m * x->ncq + cq) * x->nq + t] = u > 0x7fffffffu ? -(int32_t)~u - 1 : (int32_t)u;
 			}
@@ -1665,11 +1652,7 @@ static void vy_put_weights(Ctx *c, const Vx *x, const char *name)
 static void vy_pads(Ctx *c, const Vx *x, int64_t bytes)
 {
 	const QConv *v = x->v;
-	int32_t pad = v->o.zx + avx2_offset(v, x->kind == VK_AVX2DW);
-	if (x->kind == VK_AVX2DW && x->esz == 1) {
-		ec_line(&c->c, "memset(xs, %d, %lld);", (int)(pad & 0xff), (long long)bytes);
-		return;
-	}
+	int32_t pad = v->o.zx + avx2_offset(v);
 	ec_line(&c->c, "for (long i = 0; i < %lld; i++)", (long long)(bytes / 2));
 	ec_line(&c->c, "\t((uint16_t *)(void *)xs)[i] = %uu;", (unsigned)(pad & 0xffff));
 }
@@ -1681,7 +1664,7 @@ static void vy_fill_pairs(Ctx *c, const Vx *x, const char *nv)
 	const Geom *G = &v->G;
 	const char *tx = ec_ctype(v->o.xt);
 	int tcode = v->o.xt == DT_U8 ? 0 : v->o.xt == DT_I8 ? 1 : v->o.xt == DT_I16 ? 2 : 3;
-	int32_t pad = v->o.zx + avx2_offset(v, 0);
+	int32_t pad = v->o.zx + avx2_offset(v);
 	const char *img = *nv ? ec_aff(c, 0, nv, v->C * G->insz, NULL) : "";
 	int flat = !v->padded && G->in[2] == x->Wp;
 	ec_line(&c->c, "for (long k = 0; k < %lld; k++) {", (long long)(v->grp * x->ncq));
@@ -1711,8 +1694,74 @@ static void vy_arrays(Ctx *c, const Vx *x)
 	put_text(c, q256_text);
 	vy_put_weights(c, x, arena_printf(c->g->arena, "n%d_wq", c->id));
 	put_bias_h(c, o, arena_printf(c->g->arena, "n%d_bq", c->id), v->bias, v->sumw,
-	           o->zx + avx2_offset(v, x->kind == VK_AVX2DW), v->M, rform_vec(o) == RF_SHIFTH);
+	           o->zx + avx2_offset(v), v->M, rform_vec(o) == RF_SHIFTH);
 	put_rescale(c, o, rform_vec(o));
+}
+
+/* The kx-pair fill, in two passes so that no load reads a store just
+ * made (store-to-load forwarding fails on loads spanning several stores,
+ * a stall per row): first the rows of every plane widened into padded
+ * int16 row planes (tb, pads set once), then for each column phase cp
+ * the pairs (T[s j + cp], T[s j + cp + dx]) of every position j.  var
+ * runs over count planes, src is the input channel of plane var. */
+static int64_t vy_tw(const Vx *x)
+{
+	return (x->s * x->Wp + x->v->G.d[2] + 23) / 16 * 16;
+}
+
+static void vy_fill_xq(Ctx *c, const Vx *x, const char *var, const char *count, const char *src)
+{
+	const QConv *v = x->v;
+	const Geom *G = &v->G;
+	const char *tx = ec_ctype(v->o.xt);
+	int s = x->s, dx = G->d[2];
+	int64_t tw = vy_tw(x), th = v->pin[1];
+	const char *cv = avx2_offset(v) ? "(int16_t)((int32_t)r[i] - 32768)" : "(int16_t)r[i]";
+	ec_line(&c->c, "for (long %s = 0; %s < %s; %s++)", var, var, count, var);
+	ec_line(&c->c, "\tfor (long iy = 0; iy < %lld; iy++) {", (long long)G->in[1]);
+	c->c.depth++;
+	ec_line(&c->c, "const %s *const r = %s + (%s) * %lld + iy * %lld;", tx, v->x, src, (long long)G->insz,
+	        (long long)G->in[2]);
+	ec_line(&c->c, "int16_t *const tr = tb + (%s * %lld + iy + %d) * %lld + %d;", var, (long long)th, G->pb[1],
+	        (long long)tw, G->pb[2]);
+	ec_line(&c->c, "for (long i = 0; i < %lld; i++)", (long long)G->in[2]);
+	ec_line(&c->c, "\ttr[i] = %s;", cv);
+	ec_line(&c->c, "}");
+	c->c.depth--;
+	ec_line(&c->c, "for (long %s = 0; %s < %s; %s++)", var, var, count, var);
+	ec_line(&c->c, "\tfor (long R = %d; R < %lld; R++) {", G->pb[1], (long long)(G->pb[1] + G->in[1]));
+	c->c.depth++;
+	ec_line(&c->c, "const int16_t *const tr = tb + (%s * %lld + R) * %lld;", var, (long long)th, (long long)tw);
+	ec_line(&c->c, "int16_t *const d = (int16_t *)(void *)(xs + %s * %lld + R %% %d * %lld + R / %d * %lld);", var,
+	        (long long)x->PLB, x->sr, (long long)(s * x->PHB), x->sr, (long long)(x->Wp * 4));
+	for (int cp = 0; cp < s; cp++) {
+		int64_t po = cp * x->PHB / 2;
+		if (s == 1) {   /* pairs of two shifted copies: unpacks */
+			ec_line(&c->c, "potc_q256_pairs(d, tr, tr + %d, %lld, 2, 0);", dx, (long long)x->Wp);
+			continue;
+		}
+		if (s == 2 && dx == 1) {   /* (T[2j + cp], T[2j + cp + 1]): the row itself */
+			ec_line(&c->c, "memcpy(d + %lld, tr + %d, %lld);", (long long)po, cp, (long long)(x->Wp * 4));
+			continue;
+		}
+		ec_line(&c->c, "for (long j = 0; j < %lld; j++) {", (long long)x->Wp);
+		ec_line(&c->c, "d[%s] = tr[%s];", ec_aff(c, po, "j", (int64_t)2, NULL), ec_aff(c, cp, "j", (int64_t)s, NULL));
+		ec_line(&c->c, "d[%s] = tr[%s];", ec_aff(c, po + 1, "j", (int64_t)2, NULL),
+		        ec_aff(c, cp + dx, "j", (int64_t)s, NULL));
+		ec_line(&c->c, "}");
+	}
+	ec_line(&c->c, "}");
+	c->c.depth--;
+}
+
+/* The row planes' pads (set once: only their interiors are rewritten). */
+static void vy_rowbuf_pads(Ctx *c, const Vx *x, int64_t at, int64_t nplanes)
+{
+	const QConv *v = x->v;
+	int32_t pad = v->o.zx + avx2_offset(v);
+	ec_line(&c->c, "int16_t *const tb = (int16_t *)(void *)(xs + %lld);", (long long)at);
+	ec_line(&c->c, "for (long i = 0; i < %lld; i++)", (long long)(nplanes * v->pin[1] * vy_tw(x)));
+	ec_line(&c->c, "\ttb[i] = %d;", (int)(int16_t)pad);
 }
 
 static void avx2_conv(Ctx *c, QConv *v, int64_t scratch)
@@ -1724,14 +1773,21 @@ static void avx2_conv(Ctx *c, QConv *v, int64_t scratch)
 	ec_line(&c->c, "unsigned char *const xs = (unsigned char *)s;");
 	if (x.tbytes)
 		ec_line(&c->c, "unsigned char *const ts = xs + %lld;", (long long)x.xbytes);
-	if (v->padded || x.Wp != v->G.in[2])
+	if (v->padded || x.Wp != v->G.in[2] || x.xq || v->Cg % 2)
 		vy_pads(c, &x, x.xbytes);
+	if (x.xq)
+		vy_rowbuf_pads(c, &x, x.xbytes + align64(x.tbytes), v->C);
 	const char *nv = v->N > 1 ? "n" : "";
 	if (*nv)
 		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
 	else
 		ec_line(&c->c, "{");
-	vy_fill_pairs(c, &x, nv);
+	if (x.xq) {
+		vy_fill_xq(c, &x, "ch", arena_printf(c->g->arena, "%lld", (long long)v->C),
+		           *nv ? arena_printf(c->g->arena, "n * %lld + ch", (long long)v->C) : "ch");
+	} else {
+		vy_fill_pairs(c, &x, nv);
+	}
 	const char *gv = v->grp > 1 ? "g" : "";
 	if (*gv)
 		ec_line(&c->c, "for (long g = 0; g < %lld; g++) {", (long long)v->grp);
@@ -1751,53 +1807,26 @@ static void avx2_conv(Ctx *c, QConv *v, int64_t scratch)
 	ec_end(c);
 }
 
-/* Input row iy of channel j into its phase planes: for each column phase
- * cp, every s-th element from the first that lands in it. */
-static void vy_dw_row(Ctx *c, const Vx *x, const char *nv)
-{
-	const QConv *v = x->v;
-	const Geom *G = &v->G;
-	const char *tx = ec_ctype(v->o.xt);
-	int s = x->s;
-	ec_line(&c->c, "const %s *const r = %s + %s;", tx, v->x,
-	        ec_aff(c, 0, nv, v->C * G->insz, "mb", G->insz, "j", G->insz, "iy", G->in[2], NULL));
-	ec_line(&c->c, "const long R = iy + %d;", G->pb[1]);
-	ec_line(&c->c, "%s *const d = (%s *)(void *)(xs + j * %lld + R %% %d * %lld + R / %d * %lld);", tx, tx,
-	        (long long)x->PLB, x->sr, (long long)(s * x->PHB), x->sr, (long long)(x->Wp * x->esz));
-	for (int cp = 0; cp < s; cp++) {
-		int64_t ix0 = ((cp - G->pb[2]) % s + s) % s, n = ix0 < G->in[2] ? (G->in[2] - 1 - ix0) / s + 1 : 0;
-		if (!n)
-			continue;
-		ec_line(&c->c, "for (long k = 0; k < %lld; k++)", (long long)n);
-		ec_line(&c->c, "\td[%s] = r[%s];", ec_aff(c, (int64_t)cp * x->PHB / x->esz + (ix0 + G->pb[2]) / s, "k",
-		        (int64_t)1, NULL), ec_aff(c, ix0, "k", (int64_t)s, NULL));
-	}
-}
-
 static void avx2_dw(Ctx *c, QConv *v, int64_t scratch)
 {
 	Vx x = vy_geom(v, 1);
 	const QOut *o = &v->o;
 	const Geom *G = &v->G;
 	vy_arrays(c, &x);
-	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
+	int64_t cb = v->M < DW_CB ? v->M : DW_CB, tsz = x.out == VO_TBUF ? align64(x.QR * (int64_t)ir_dtype_size(o->yt)) : 0;
 	ec_begin(c, scratch);
 	ec_line(&c->c, "unsigned char *const xs = (unsigned char *)s;");
 	if (x.out == VO_TBUF)
 		ec_line(&c->c, "unsigned char *const ts = xs + %lld;", (long long)(cb * x.PLB));
 	vy_pads(c, &x, cb * x.PLB);
+	vy_rowbuf_pads(c, &x, cb * x.PLB + tsz, cb);
 	const char *nv = v->N > 1 ? "n" : "";
 	if (*nv)
 		ec_line(&c->c, "for (long n = 0; n < %lld; n++)", (long long)v->N);
 	ec_line(&c->c, "for (long mb = 0; mb < %lld; mb += %lld) {", (long long)v->M, (long long)cb);
 	ec_line(&c->c, "const long nb = %lld - mb < %lld ? %lld - mb : %lld;", (long long)v->M, (long long)cb,
 	        (long long)v->M, (long long)cb);
-	ec_line(&c->c, "for (long j = 0; j < nb; j++)");
-	ec_line(&c->c, "\tfor (long iy = 0; iy < %lld; iy++) {", (long long)G->in[1]);
-	c->c.depth++;
-	vy_dw_row(c, &x, nv);
-	ec_line(&c->c, "}");
-	c->c.depth--;
+	vy_fill_xq(c, &x, "j", "nb", *nv ? arena_printf(c->g->arena, "n * %lld + mb + j", (long long)v->C) : "mb + j");
 	ec_line(&c->c, "for (long j = 0; j < nb; j++) {");
 	ec_line(&c->c, "const long mg = mb + j, m0 = 0;");
 	ec_line(&c->c, "const unsigned char *const xg = xs + j * %lld;", (long long)x.PLB);
@@ -1814,7 +1843,7 @@ static int64_t avx2_dw_scratch(QConv *v)
 {
 	Vx x = vy_geom(v, 1);
 	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
-	return cb * x.PLB + (x.out == VO_TBUF ? x.QR * (int64_t)ir_dtype_size(v->o.yt) : 0);
+	return cb * x.PLB + (x.out == VO_TBUF ? align64(x.QR * (int64_t)ir_dtype_size(v->o.yt)) : 0) + vy_rowbuf(&x, cb);
 }
 
 /* ---- Gemm, MatMul with constant B: AVX-512 VNNI and AVX2 ----
@@ -2173,7 +2202,7 @@ static int64_t conv_scratch(void *arg, int var)
 		return avx2_dw_scratch(v);
 	case V_AVX2_CONV:
 		x = vy_geom(v, 0);
-		return x.xbytes + x.tbytes;
+		return x.xbytes + align64(x.tbytes) + vy_rowbuf(&x, v->C);
 	default:
 		return plain_conv_scratch(v);
 	}
