@@ -40,6 +40,7 @@
 typedef struct {
 	DType xt, yt;          /* activation and output dtypes */
 	int32_t zx, zy, lo, hi;
+	int32_t xmin, xmax;    /* the input's q range */
 	int acc64;
 	int64_t M;             /* output channels */
 	Rescale *r;            /* [M] */
@@ -71,6 +72,8 @@ static int qout_init(Ctx *c, QOut *o, const Tensor *x, const Tensor *y, int64_t 
 	o->xt = x->dtype;
 	o->yt = y->dtype;
 	o->zx = x->q->zp[0];
+	o->xmin = ir_qmin(x->q);
+	o->xmax = ir_qmax(x->q);
 	o->zy = y->q->zp[0];
 	o->lo = q->lo;
 	o->hi = q->hi;
@@ -158,7 +161,7 @@ static void put_bias(Ctx *c, const QOut *o, const char *name, const int64_t *bia
 /* How the channels' rescales look, for the vector kernels: RF_ONE (one
  * Rescale: literals), RF_SHIFT (rounding right shifts, n in [0, 31]),
  * RF_Q31 (Q31 multiply, then such a shift), RF_ANY. */
-enum { RF_ONE, RF_SHIFT, RF_Q31, RF_ANY, RF_PLAIN, RF_SHIFTH };
+enum { RF_ONE, RF_SHIFT, RF_Q31, RF_ANY, RF_PLAIN, RF_SHIFTH, RF_PLAINSH };
 
 static int rform_of(const QOut *o)
 {
@@ -191,8 +194,8 @@ static int32_t thr_of(Rescale r)
 }
 
 /* Per-channel tables n<id>_rm (m), _rn (n), _rh (2^(n-1), 0 for n <= 0)
- * as the form needs them (RF_PLAIN and RF_ANY: m and n for potc_rescale);
- * none for one Rescale. */
+ * as the form needs them (RF_PLAIN and RF_ANY: m and n for potc_rescale;
+ * RF_PLAINSH: n for potc_qshr); none for one Rescale. */
 static void put_rescale(Ctx *c, const QOut *o, int form)
 {
 	if (o->r1)
@@ -205,9 +208,10 @@ static void put_rescale(Ctx *c, const QOut *o, int form)
 		t[2 * M + m] = form == RF_SHIFTH ? thr_of(o->r[m]) : o->r[m].n > 0 && o->r[m].n <= 31 ?
 		               (int32_t)1 << (o->r[m].n - 1) : 0;
 	}
-	if (form == RF_SHIFTH) {
-		put_i32(c, arena_printf(c->g->arena, "n%d_rn", c->id), DT_I32, t + M, M);
-		put_i32(c, arena_printf(c->g->arena, "n%d_rt", c->id), DT_I32, t + 2 * M, M);
+	if (form == RF_SHIFTH || form == RF_PLAINSH) {
+		put_i32(c, arena_printf(c->g->arena, "n%d_rn", c->id), narrow_of(t + M, M), t + M, M);
+		if (form == RF_SHIFTH)
+			put_i32(c, arena_printf(c->g->arena, "n%d_rt", c->id), DT_I32, t + 2 * M, M);
 		free(t);
 		return;
 	}
@@ -262,6 +266,89 @@ static void store_acc(Ctx *c, const QOut *o, const char *dst, const char *t, con
 	ec_line(&c->c, "{");
 	ec_line(&c->c, "const uint32_t u = %s;", t);
 	store_q(c, o, dst, U2S("u"), rm, rn);
+	ec_line(&c->c, "}");
+}
+
+/* ---- plain C requantisation without branches ----
+ * For right shifts (RF_SHIFTH: the bias carries 2^(n-1), y = acc +
+ * 2^(n-1) fits int32) plain C needs no branch and no signed shift: with
+ * u = y + 2^31 unsigned order is signed order, so u - [y < t] shifted
+ * right by n is floor(x'/2^n) + 2^(31-n) for the x' = y - [y < t] of
+ * potc_q512_shrh, i.e. potc_rshift_rnd32(acc, n) + 2^(31-n); the clamp
+ * bounds carry the same offset, removed after the clamp (U2S restores the
+ * sign).  C compilers vectorise this; potc_rescale's branches on the sign
+ * they do not, and mispredict on signed data. */
+static const char *const qshr_text[] = {
+	"#ifndef POTC_QSHR",
+	"#define POTC_QSHR",
+	"static inline uint32_t potc_qshr(uint32_t y, int n, uint32_t tf, uint32_t lo, uint32_t hi)",
+	"{",
+	"\tuint32_t u = y ^ 0x80000000u;",
+	"\tu -= u < tf;",
+	"\tu >>= n;",
+	"\treturn u < lo ? lo : u > hi ? hi : u;",
+	"}",
+	"#endif",
+	NULL,
+};
+
+static void put_text(Ctx *c, const char *const *lines);
+
+/* The per-channel constants of the branch-free requantisation (computed
+ * here): n, the threshold 2^(n-1) + 2^31 (0 for n = 0), the clamp bounds
+ * plus 2^(31-n) (saturated to uint32) and zp_y - 2^(31-n). */
+static void plain_consts(const QOut *o, int64_t m, uint32_t *k)
+{
+	int n = o->r[m].n;
+	uint32_t b = 0x80000000u >> n;
+	int64_t l = (int64_t)o->lo - o->zy + b, h = (int64_t)o->hi - o->zy + b;
+	k[0] = (uint32_t)n;
+	k[1] = n ? ((uint32_t)1 << (n - 1)) ^ 0x80000000u : 0;
+	k[2] = l < 0 ? 0 : (uint32_t)l;
+	k[3] = h > 0xffffffffLL ? 0xffffffffu : (uint32_t)h;
+	k[4] = (uint32_t)o->zy - b;
+}
+
+/* Their tables n<id>_q[5][M] when the channels differ. */
+static void put_plain_q(Ctx *c, const QOut *o)
+{
+	if (o->r1)
+		return;
+	uint32_t *t = malloc(sizeof *t * (size_t)o->M * 5), k[5];
+	for (int64_t m = 0; m < o->M; m++) {
+		plain_consts(o, m, k);
+		for (int e = 0; e < 5; e++)
+			t[e * o->M + m] = k[e];
+	}
+	ec_array(c, arena_printf(c->g->arena, "n%d_q", c->id), DT_U32, o->M * 5, t);
+	free(t);
+}
+
+/* const locals n_, tf_, lo_, hi_, z_ of channel expression ch. */
+static void plain_params(Ctx *c, const QOut *o, const char *ch)
+{
+	if (o->r1) {
+		uint32_t k[5];
+		plain_consts(o, 0, k);
+		ec_line(&c->c, "const int n_ = %u;", k[0]);
+		ec_line(&c->c, "const uint32_t tf_ = %luu, lo_ = %luu, hi_ = %luu, z_ = %luu;", (unsigned long)k[1],
+		        (unsigned long)k[2], (unsigned long)k[3], (unsigned long)k[4]);
+		return;
+	}
+	int64_t M = o->M;
+	ec_line(&c->c, "const int n_ = (int)n%d_q[%s];", c->id, ch);
+	ec_line(&c->c, "const uint32_t tf_ = n%d_q[%lld + %s], lo_ = n%d_q[%lld + %s], hi_ = n%d_q[%lld + %s], "
+	        "z_ = n%d_q[%lld + %s];", c->id, (long long)M, ch, c->id, (long long)(2 * M), ch, c->id,
+	        (long long)(3 * M), ch, c->id, (long long)(4 * M), ch);
+}
+
+/* dst = the requantised uint32 accumulator expression y (plain_params in
+ * scope). */
+static void plain_store(Ctx *c, const QOut *o, const char *dst, const char *y)
+{
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "const uint32_t u = potc_qshr(%s, n_, tf_, lo_, hi_) + z_;", y);
+	ec_line(&c->c, "%s = (%s)%s;", dst, ec_ctype(o->yt), U2S("u"));
 	ec_line(&c->c, "}");
 }
 
@@ -377,11 +464,29 @@ static int64_t align16(int64_t n)
  * t[OW] in scratch, summed tap by tap along the row (the loop that C
  * compilers vectorise), then requantised.  Padded inputs are copied into
  * scratch planes filled with zp_x first.  Any groups, strides, dilations,
- * 1-3 spatial dims. */
+ * 1-3 spatial dims.  At stride 1 the "row" is the whole flat (padded)
+ * input volume instead: long loops vectorise, short rows do not (gcc
+ * unrolls a 14-iteration loop into scalar code); positions past a row's
+ * end are junk, skipped by the stores. */
+static int plain_flat(const QConv *v)
+{
+	const Geom *G = &v->G;
+	return G->s[0] == 1 && G->s[1] == 1 && G->s[2] == 1 && G->out[0] * G->out[1] > 1;
+}
+
+/* Accumulators a row: OW, or the flat range. */
+static int64_t plain_row(const QConv *v)
+{
+	const Geom *G = &v->G;
+	if (!plain_flat(v))
+		return G->out[2];
+	return (G->out[0] - 1) * v->pst[0] + (G->out[1] - 1) * v->pst[1] + G->out[2];
+}
+
 static int64_t plain_conv_scratch(const QConv *v)
 {
 	int64_t xb = v->padded ? align16(v->C * v->plane * (int64_t)ir_dtype_size(v->o.xt)) : 0;
-	return xb + v->G.out[2] * (v->o.acc64 ? 8 : 4);
+	return xb + plain_row(v) * (v->o.acc64 ? 8 : 4);
 }
 
 /* Fill scratch xp with zp_x and copy image n's rows into the padded
@@ -411,14 +516,21 @@ static void plain_conv(Ctx *c, QConv *v)
 	const Geom *G = &v->G;
 	const QOut *o = &v->o;
 	const char *tx = ec_ctype(o->xt), *at = acc_type(o);
+	int shh = !o->acc64 && rform_vec(o) == RF_SHIFTH, flat = plain_flat(v);
+	int64_t row = plain_row(v);
 	char wn[32], bn[32];
 	snprintf(wn, sizeof wn, "n%d_w", c->id);
 	snprintf(bn, sizeof bn, "n%d_b", c->id);
 	DType wt = narrow_of(v->w, v->M * v->K);
 	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; bias - zp_x * sum(w - zw) */", (long long)v->M, (long long)v->K);
 	put_i32(c, wn, wt, v->w, v->M * v->K);
-	put_bias(c, o, bn, v->bias, v->sumw, o->zx, v->M);
-	put_rescale(c, o, RF_PLAIN);
+	put_bias_h(c, o, bn, v->bias, v->sumw, o->zx, v->M, shh);
+	if (shh) {
+		put_text(c, qshr_text);
+		put_plain_q(c, o);
+	} else {
+		put_rescale(c, o, RF_PLAIN);
+	}
 	ec_begin(c, v->scratch);
 	int64_t xb = v->padded ? align16(v->C * v->plane * (int64_t)ir_dtype_size(o->xt)) : 0;
 	if (v->padded)
@@ -441,16 +553,20 @@ static void plain_conv(Ctx *c, QConv *v)
 	ec_line(&c->c, "const %s b = (%s)%s[m];", at, at, bn);
 	ec_line(&c->c, "const %s *const xg = %s + %s;", tx, src, ec_aff(c, 0, nv, ximg, gv, v->Cg * v->plane, NULL));
 	ec_line(&c->c, "%s *const ym = y0 + %s;", ec_ctype(o->yt), ec_aff(c, 0, nv, v->M * G->outsz, "m", G->outsz, NULL));
+	if (shh)
+		plain_params(c, o, "m");
 	const char *oz = G->out[0] > 1 ? "oz" : "", *oy = G->out[1] > 1 ? "oy" : "";
-	if (*oz)
-		ec_line(&c->c, "for (long oz = 0; oz < %lld; oz++)", (long long)G->out[0]);
-	if (*oy)
-		ec_line(&c->c, "for (long oy = 0; oy < %lld; oy++)", (long long)G->out[1]);
+	if (!flat) {
+		if (*oz)
+			ec_line(&c->c, "for (long oz = 0; oz < %lld; oz++)", (long long)G->out[0]);
+		if (*oy)
+			ec_line(&c->c, "for (long oy = 0; oy < %lld; oy++)", (long long)G->out[1]);
+	}
 	ec_line(&c->c, "{");
 	ec_line(&c->c, "const %s *const xr = xg + %s;", tx,
-	        ec_aff(c, 0, oz, G->s[0] * v->pst[0], oy, G->s[1] * v->pst[1], NULL));
-	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)G->out[2]);
-	ec_line(&c->c, "\tt[ox] = b;");
+	        flat ? "0" : ec_aff(c, 0, oz, G->s[0] * v->pst[0], oy, G->s[1] * v->pst[1], NULL));
+	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)row);
+	ec_line(&c->c, "	t[ox] = b;");
 	/* the taps: loops over input channel and kernel dims longer than 1 */
 	static const char *const kv[3] = {"kz", "ky", "kx"};
 	const char *k[3];
@@ -470,22 +586,35 @@ static void plain_conv(Ctx *c, QConv *v)
 	}
 	const char *ci = v->Cg > 1 ? "ci" : "";
 	ec_line(&c->c, "{");
-	ec_line(&c->c, "const int32_t wk = w[%s];",
+	/* int16 operands: C compilers widen-multiply them (pmullw/pmulhw) */
+	ec_line(&c->c, "const %s wk = w[%s];", wt == DT_I32 ? "int32_t" : "int16_t",
 	        ec_aff(c, 0, ci, G->ksz, k[0], G->kst[0], k[1], G->kst[1], k[2], (int64_t)1, NULL));
 	ec_line(&c->c, "const %s *const xk = xr + %s;", tx,
 	        ec_aff(c, 0, ci, v->plane, k[0], G->d[0] * v->pst[0], k[1], G->d[1] * v->pst[1], k[2], (int64_t)G->d[2],
 	               NULL));
-	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)G->out[2]);
-	ec_line(&c->c, "\tt[ox] += %s;", acc_add(c, o, G->s[2] == 1 ? "xk[ox]" :
+	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)row);
+	ec_line(&c->c, "	t[ox] += %s;", acc_add(c, o, G->s[2] == 1 ? "xk[ox]" :
 	        arena_printf(c->g->arena, "xk[ox * %d]", G->s[2]), "wk"));
 	ec_line(&c->c, "}");
 	c->c.depth -= open;
 	const char *rm, *rn;
 	rescale_args(c, o, "m", &rm, &rn);
+	if (flat) {
+		if (*oz)
+			ec_line(&c->c, "for (long oz = 0; oz < %lld; oz++)", (long long)G->out[0]);
+		if (*oy)
+			ec_line(&c->c, "for (long oy = 0; oy < %lld; oy++)", (long long)G->out[1]);
+	}
 	ec_line(&c->c, "for (long ox = 0; ox < %lld; ox++)", (long long)G->out[2]);
 	c->c.depth++;
-	store_acc(c, o, arena_printf(c->g->arena, "ym[%s]", ec_aff(c, 0, oz, G->ost[0], oy, G->ost[1], "ox", (int64_t)1,
-	          NULL)), "t[ox]", rm, rn);
+	const char *dst = arena_printf(c->g->arena, "ym[%s]", ec_aff(c, 0, oz, G->ost[0], oy, G->ost[1], "ox", (int64_t)1,
+	                               NULL));
+	const char *ti = flat ? arena_printf(c->g->arena, "t[%s]", ec_aff(c, 0, oz, v->pst[0], oy, v->pst[1], "ox",
+	                                     (int64_t)1, NULL)) : "t[ox]";
+	if (shh)
+		plain_store(c, o, dst, ti);
+	else
+		store_acc(c, o, dst, ti, rm, rn);
 	c->c.depth--;
 	ec_line(&c->c, "}");
 	ec_line(&c->c, "}");
@@ -508,20 +637,118 @@ typedef struct {
 	int64_t scratch;
 } QMm;
 
+/* Plain C, dot-product form (long reductions: Cg * kernel >= 32): per
+ * output position the K values of its window, xv = x - zp_x as int16
+ * (padded taps: 0), gathered into a column through a table of tap
+ * offsets, then per output channel a dot product with its weights, the
+ * form C compilers turn into pmaddwd / sdot / smlal.  The sum is exact
+ * int32 (no zero point folding: every partial sum is within the pass's
+ * bound, in any order). */
+static int plain_dot_ok(const QConv *v)
+{
+	return !v->o.acc64 && v->K >= 32 && v->Cg > 1 && (int64_t)v->o.xmin - v->o.zx >= -32768 &&
+	       (int64_t)v->o.xmax - v->o.zx <= 32767;
+}
+
+static int64_t plain_dot_scratch(const QConv *v)
+{
+	int64_t xb = v->padded ? v->C * v->plane * (int64_t)ir_dtype_size(v->o.xt) : 0;
+	return align16(v->grp * v->K * 2) + xb;
+}
+
+static void plain_conv_dot(Ctx *c, QConv *v)
+{
+	const Geom *G = &v->G;
+	const QOut *o = &v->o;
+	const char *tx = ec_ctype(o->xt);
+	int shh = rform_vec(o) == RF_SHIFTH;
+	int64_t CK = v->grp * v->K;
+	char wn[32], bn[32], tn[32];
+	snprintf(wn, sizeof wn, "n%d_w", c->id);
+	snprintf(bn, sizeof bn, "n%d_b", c->id);
+	snprintf(tn, sizeof tn, "n%d_to", c->id);
+	DType wt = narrow_of(v->w, v->M * v->K);
+	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; the bias; tap offsets */", (long long)v->M, (long long)v->K);
+	put_i32(c, wn, wt, v->w, v->M * v->K);
+	put_bias_h(c, o, bn, v->bias, v->sumw, 0, v->M, shh);
+	int32_t *to = malloc(sizeof *to * (size_t)CK);
+	for (int64_t g = 0, k = 0; g < v->grp; g++)
+		for (int64_t ci = 0; ci < v->Cg; ci++)
+			for (int a = 0; a < G->k[0]; a++)
+				for (int b = 0; b < G->k[1]; b++)
+					for (int f = 0; f < G->k[2]; f++, k++)
+						to[k] = (int32_t)((g * v->Cg + ci) * v->plane + (int64_t)a * G->d[0] * v->pst[0] +
+						                  (int64_t)b * G->d[1] * v->pst[1] + (int64_t)f * G->d[2]);
+	put_i32(c, tn, narrow_of(to, CK), to, CK);
+	free(to);
+	if (shh) {
+		put_text(c, qshr_text);
+		put_plain_q(c, o);
+	} else {
+		put_rescale(c, o, RF_PLAIN);
+	}
+	ec_begin(c, v->scratch);
+	ec_line(&c->c, "int16_t *const col = (int16_t *)(void *)s;");
+	if (v->padded)
+		ec_line(&c->c, "%s *const xp = (%s *)(void *)((unsigned char *)s + %lld);", tx, tx,
+		        (long long)align16(CK * 2));
+	const char *nv = v->N > 1 ? "n" : "";
+	if (*nv)
+		ec_line(&c->c, "for (long n = 0; n < %lld; n++) {", (long long)v->N);
+	else
+		ec_line(&c->c, "{");
+	if (v->padded)
+		plain_pad_copy(c, v, tx, nv);
+	const char *src = v->padded ? "xp" : v->x;
+	int64_t ximg = v->padded ? 0 : v->C * v->plane;
+	static const char *const ov[3] = {"oz", "oy", "ox"};
+	for (int i = 0; i < 3; i++)
+		ec_line(&c->c, "for (long %s = 0; %s < %lld; %s++)", ov[i], ov[i], (long long)G->out[i], ov[i]);
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "const %s *const xq = %s + %s;", tx, src, ec_aff(c, 0, nv, ximg, "oz", G->s[0] * v->pst[0], "oy",
+	        G->s[1] * v->pst[1], "ox", (int64_t)G->s[2], NULL));
+	ec_line(&c->c, "%s *const yq = y0 + %s;", ec_ctype(o->yt), ec_aff(c, 0, nv, v->M * G->outsz, "oz", G->ost[0], "oy",
+	        G->ost[1], "ox", (int64_t)1, NULL));
+	ec_line(&c->c, "for (long k = 0; k < %lld; k++)", (long long)CK);
+	ec_line(&c->c, "\tcol[k] = (int16_t)((int32_t)xq[%s[k]] - %ld);", tn, (long)o->zx);
+	ec_line(&c->c, "for (long m = 0; m < %lld; m++) {", (long long)v->M);
+	ec_line(&c->c, "const int16_t *const cg = col + %s;", v->grp > 1 ?
+	        arena_printf(c->g->arena, "m / %lld * %lld", (long long)v->Mg, (long long)v->K) : "0");
+	ec_line(&c->c, "const %s *const w = %s + m * %lld;", ec_ctype(wt), wn, (long long)v->K);
+	ec_line(&c->c, "int32_t a = %s[m];", bn);
+	ec_line(&c->c, "for (long k = 0; k < %lld; k++)", (long long)v->K);
+	ec_line(&c->c, "\ta += cg[k] * w[k];");
+	const char *dst = arena_printf(c->g->arena, "yq[m * %lld]", (long long)G->outsz);
+	if (shh) {
+		plain_params(c, o, "m");
+		plain_store(c, o, dst, "(uint32_t)a");
+	} else {
+		const char *rm, *rn;
+		rescale_args(c, o, "m", &rm, &rn);
+		store_q(c, o, dst, "a", rm, rn);
+	}
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "}");
+	ec_end(c);
+}
+
 /* ---- targets ----
  * A kernel with a vector variant is printed once per target under #if,
  * like the float kernels (conv_impl.h): the AVX-512 VNNI variant (u8 x s8
  * dot products of 4 bytes into int32 lanes: vpdpbusd), the AVX2 variant
  * (int16 pairs: vpmaddwd, exact: no saturation but the one case
  * -32768 * -32768 * 2, which wraps modulo 2^32 like every other sum here),
- * and plain C for every other compiler and target.  Intrinsics, not GNU
+ * the same on SSE2's 128 bits (the x86-64 baseline: pmaddwd; fewer
+ * rescales vectorised), and plain C for every other compiler and target.  Intrinsics, not GNU
  * vectors: the dot-product instructions have no portable spelling. */
-typedef enum { QK_VNNI, QK_AVX2, QK_PLAIN } QKind;
+typedef enum { QK_VNNI, QK_AVX2, QK_SSE2, QK_PLAIN, QK_COUNT } QKind;
 
-static const char *const qconds[] = {
+static const char *const qconds[QK_COUNT] = {
 	"defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && "
 	"defined(__AVX512VNNI__) && defined(__AVX512VBMI__)",
 	"defined(__AVX2__)",
+	"defined(__SSE2__)",
 	NULL,
 };
 
@@ -537,9 +764,9 @@ typedef struct {
  * same variant); the weight bytes counted are those of the largest. */
 static void per_target(Ctx *c, void *arg, const QEmit *e)
 {
-	int var[3], same = 1;
+	int var[QK_COUNT], same = 1;
 	int64_t sc = 0;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < QK_COUNT; i++) {
 		var[i] = e->choose(c, arg, (QKind)i);
 		int64_t s = e->scratch(arg, var[i]);
 		sc = s > sc ? s : sc;
@@ -550,7 +777,7 @@ static void per_target(Ctx *c, void *arg, const QEmit *e)
 		return;
 	}
 	int64_t wb = c->wbytes, most = 0;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < QK_COUNT; i++) {
 		if (qconds[i])
 			ec_line(&c->c, "#%s %s", i ? "elif" : "if", qconds[i]);
 		else
@@ -661,12 +888,15 @@ static const char *const q512_text[] = {
 	"\t\t_mm512_mask_storeu_epi8(d + i, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, r + i), fv));",
 	"\t}",
 	"}",
+	"#ifndef POTC_QLD32",
+	"#define POTC_QLD32",
 	"static inline int32_t potc_q_ld32(const unsigned char *p)",
 	"{",
 	"\tint32_t v;",
 	"\tmemcpy(&v, p, 4);",
 	"\treturn v;",
 	"}",
+	"#endif",
 	"#endif",
 	NULL,
 };
@@ -701,13 +931,27 @@ typedef enum { VO_DIRECT, VO_ROWS, VO_TBUF } VOut;
  * (it keeps the epilogue's constants in registers too). */
 enum { VX_MAXTAP = 64, VX_ACC = 12, VX_NV = 3 };
 
+/* The intrinsics of a 256- or 128-bit integer kernel (AVX2, SSE2). */
+typedef struct {
+	int L;                 /* int32 lanes */
+	const char *p, *ty, *h; /* "_mm256", "__m256i", "q256" */
+	const char *ld, *st;   /* unaligned load and store of a vector */
+	int sse2;
+} Isa;
+
+static const Isa isa256 = {8, "_mm256", "__m256i", "q256",
+                           "_mm256_loadu_si256((const __m256i *)(const void *)", "_mm256_storeu_si256((__m256i *)(void *)", 0};
+static const Isa isa128 = {4, "_mm", "__m128i", "q128",
+                           "_mm_loadu_si128((const __m128i *)(const void *)", "_mm_storeu_si128((__m128i *)(void *)", 1};
+
 /* The tile kinds: VNNI u8 quads; AVX2 int16 pairs (vpmaddwd). */
 typedef enum { VK_VNNI, VK_AVX2 } VKind;
 
 typedef struct {
 	QConv *v;
 	VKind kind;
-	int L;                   /* lanes: 16 (zmm) or 8 (ymm) */
+	const Isa *isa;          /* AVX2 and SSE2 */
+	int L;                   /* lanes: 16 (zmm), 8 (ymm) or 4 (xmm) */
 	int unit;                /* plane bytes per flat position */
 	int xq, s, nkq;
 	int64_t Wp, OWp, Q, QR;  /* plane pitch, output pitch, outputs, rounded to L */
@@ -1091,6 +1335,16 @@ static void vnni_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
  *        free (i16 on the way to i8/u8: exact, every value fits). */
 static const char *const q256_text[] = {
 	"#include <immintrin.h>",
+	"#ifndef POTC_QPIN",
+	"/* Keeps an accumulator in a register between taps: without it gcc",
+	" * reassociates the chains of vector adds into trees of products that",
+	" * spill (integer adds are associative). */",
+	"#if defined(__GNUC__)",
+	"#define POTC_QPIN(v) __asm__(\"\" : \"+x\"(v))",
+	"#else",
+	"#define POTC_QPIN(v) (void)0",
+	"#endif",
+	"#endif",
 	"#ifndef POTC_Q256",
 	"#define POTC_Q256",
 	"static inline __m256i potc_q256_shr(__m256i x, __m256i n, __m256i h)",
@@ -1170,6 +1424,8 @@ static const char *const q256_text[] = {
 	"\t\tmemcpy(d, td, (size_t)(4 * n));",
 	"\t}",
 	"}",
+	"#ifndef POTC_QLD32",
+	"#define POTC_QLD32",
 	"static inline int32_t potc_q_ld32(const unsigned char *p)",
 	"{",
 	"\tint32_t v;",
@@ -1177,11 +1433,104 @@ static const char *const q256_text[] = {
 	"\treturn v;",
 	"}",
 	"#endif",
+	"#endif",
+	NULL,
+};
+
+/* SSE2: pmaddwd and 32-bit adds exist, vector abs, sign, 32-bit min /
+ * max and variable shifts do not: the folded right shift (potc_q128_shrh,
+ * one count for all lanes) is vectorised, other rescales go lane by lane
+ * through potc_rescale; min / max are compare-and-select. */
+static const char *const q128_text[] = {
+	"#include <emmintrin.h>",
+	"#ifndef POTC_QPIN",
+	"/* Keeps an accumulator in a register between taps: without it gcc",
+	" * reassociates the chains of vector adds into trees of products that",
+	" * spill (integer adds are associative). */",
+	"#if defined(__GNUC__)",
+	"#define POTC_QPIN(v) __asm__(\"\" : \"+x\"(v))",
+	"#else",
+	"#define POTC_QPIN(v) (void)0",
+	"#endif",
+	"#endif",
+	"#ifndef POTC_Q128",
+	"#define POTC_Q128",
+	"static inline __m128i potc_q128_shrh(__m128i y, int n, __m128i t)",
+	"{",
+	"\treturn _mm_sra_epi32(_mm_add_epi32(y, _mm_cmpgt_epi32(t, y)), _mm_cvtsi32_si128(n));",
+	"}",
+	"static inline __m128i potc_q128_max(__m128i a, __m128i b)",
+	"{",
+	"\tconst __m128i m = _mm_cmpgt_epi32(a, b);",
+	"\treturn _mm_or_si128(_mm_and_si128(m, a), _mm_andnot_si128(m, b));",
+	"}",
+	"static inline __m128i potc_q128_min(__m128i a, __m128i b)",
+	"{",
+	"\tconst __m128i m = _mm_cmpgt_epi32(a, b);",
+	"\treturn _mm_or_si128(_mm_and_si128(m, b), _mm_andnot_si128(m, a));",
+	"}",
+	"static inline __m128i potc_q128_rescale(__m128i x, int32_t m, int n)",
+	"{",
+	"\tint32_t l[4];",
+	"\t_mm_storeu_si128((__m128i *)(void *)l, x);",
+	"\tfor (int e = 0; e < 4; e++)",
+	"\t\tl[e] = potc_rescale(l[e], m, n);",
+	"\treturn _mm_loadu_si128((const __m128i *)(const void *)l);",
+	"}",
+	"/* 8 elements of type t (0 u8, 1 i8, 2 i16, 3 u16 - 32768) as int16 */",
+	"static inline __m128i potc_q128_w8(const void *p, int t)",
+	"{",
+	"\tconst __m128i z = _mm_setzero_si128();",
+	"\tif (t == 0)",
+	"\t\treturn _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p), z);",
+	"\tif (t == 1) {",
+	"\t\tconst __m128i v = _mm_loadl_epi64((const __m128i *)p);",
+	"\t\treturn _mm_unpacklo_epi8(v, _mm_cmpgt_epi8(z, v));",
+	"\t}",
+	"\tif (t == 2)",
+	"\t\treturn _mm_loadu_si128((const __m128i *)p);",
+	"\treturn _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), _mm_set1_epi16((short)0x8000));",
+	"}",
+	"static inline void potc_q128_pair8(int16_t *d, const void *a, const void *b, int t, int pad)",
+	"{",
+	"\tconst __m128i x = potc_q128_w8(a, t), y = b ? potc_q128_w8(b, t) : _mm_set1_epi16((short)pad);",
+	"\t_mm_storeu_si128((__m128i *)(void *)d, _mm_unpacklo_epi16(x, y));",
+	"\t_mm_storeu_si128((__m128i *)(void *)(d + 8), _mm_unpackhi_epi16(x, y));",
+	"}",
+	"static inline void potc_q128_pairs(int16_t *d, const void *a, const void *b, long n, int t, int pad)",
+	"{",
+	"\tconst long es = t < 2 ? 1 : 2;",
+	"\tif (n >= 8) {",
+	"\t\tfor (long i = 0; i < n; i += 8) {",
+	"\t\t\tconst long j = i + 8 <= n ? i : n - 8;",
+	"\t\t\tpotc_q128_pair8(d + 2 * j, (const char *)a + j * es, b ? (const char *)b + j * es : 0, t, pad);",
+	"\t\t}",
+	"\t} else {",
+	"\t\tunsigned char ta[16] = {0}, tb[16] = {0};",
+	"\t\tint16_t td[16];",
+	"\t\tmemcpy(ta, a, (size_t)(n * es));",
+	"\t\tif (b)",
+	"\t\t\tmemcpy(tb, b, (size_t)(n * es));",
+	"\t\tpotc_q128_pair8(td, ta, b ? tb : 0, t, pad);",
+	"\t\tmemcpy(d, td, (size_t)(4 * n));",
+	"\t}",
+	"}",
+	"#ifndef POTC_QLD32",
+	"#define POTC_QLD32",
+	"static inline int32_t potc_q_ld32(const unsigned char *p)",
+	"{",
+	"\tint32_t v;",
+	"\tmemcpy(&v, p, 4);",
+	"\treturn v;",
+	"}",
+	"#endif",
+	"#endif",
 	NULL,
 };
 
 /* The clamp before the packs: with zp_y = 0 the packs' saturation is
- * the dtype's range, so only a narrower lo / hi costs an instruction. */
+ * the dtype's range, so only a narrower lo / hi costs an instruction.
+ * (u16 on SSE2: packs of v - 32768, then the top bit flipped.) */
 static OutPlan out_plan256(const QOut *o)
 {
 	OutPlan p = out_plan(o);
@@ -1192,29 +1541,46 @@ static OutPlan out_plan256(const QOut *o)
 	return p;
 }
 
-static void out256(Ctx *c, const OutPlan *p, const char *r)
+static void out256(Ctx *c, const Isa *I, const OutPlan *p, const char *r)
 {
-	if (p->maxv)
-		ec_line(&c->c, "%s = _mm256_max_epi32(%s, _mm256_set1_epi32(%ld));", r, r, (long)p->lo);
-	if (p->minv)
-		ec_line(&c->c, "%s = _mm256_min_epi32(%s, _mm256_set1_epi32(%ld));", r, r, (long)p->hi);
+	if (p->maxv && I->sse2)
+		ec_line(&c->c, "%s = potc_q128_max(%s, _mm_set1_epi32(%ld));", r, r, (long)p->lo);
+	else if (p->maxv)
+		ec_line(&c->c, "%s = %s_max_epi32(%s, %s_set1_epi32(%ld));", r, I->p, r, I->p, (long)p->lo);
+	if (p->minv && I->sse2)
+		ec_line(&c->c, "%s = potc_q128_min(%s, _mm_set1_epi32(%ld));", r, r, (long)p->hi);
+	else if (p->minv)
+		ec_line(&c->c, "%s = %s_min_epi32(%s, %s_set1_epi32(%ld));", r, I->p, r, I->p, (long)p->hi);
 	if (p->addz)
-		ec_line(&c->c, "%s = _mm256_add_epi32(%s, _mm256_set1_epi32(%ld));", r, r, (long)p->zy);
+		ec_line(&c->c, "%s = %s_add_epi32(%s, %s_set1_epi32(%ld));", r, I->p, r, I->p, (long)p->zy);
 }
 
-/* Store the first `valid` of r's 8 lanes narrowed at dst. */
-static void store256(Ctx *c, const OutPlan *p, const char *r, const char *dst, int valid)
+/* Store the first `valid` of r's lanes narrowed at dst. */
+static void store256(Ctx *c, const Isa *I, const OutPlan *p, const char *r, const char *dst, int valid)
 {
 	ec_line(&c->c, "{");
-	ec_line(&c->c, "const __m128i l_ = _mm256_castsi256_si128(%s), h_ = _mm256_extracti128_si256(%s, 1);", r, r);
-	if (p->w16)
-		ec_line(&c->c, "const __m128i p_ = _mm_%s_epi32(l_, h_);", p->cvt);
-	else
-		ec_line(&c->c, "const __m128i p_ = _mm_%s_epi16(_mm_packs_epi32(l_, h_), _mm_setzero_si128());", p->cvt);
+	if (I->sse2) {
+		int u16 = p->w16 && strcmp(p->cvt, "packus") == 0;
+		if (u16)
+			ec_line(&c->c, "const __m128i q_ = _mm_sub_epi32(%s, _mm_set1_epi32(32768));", r);
+		ec_line(&c->c, "const __m128i l_ = %s, h_ = l_;", u16 ? "q_" : r);
+		if (u16)
+			ec_line(&c->c, "const __m128i p_ = _mm_xor_si128(_mm_packs_epi32(l_, h_), _mm_set1_epi16((short)0x8000));");
+		else if (p->w16)
+			ec_line(&c->c, "const __m128i p_ = _mm_packs_epi32(l_, h_);");
+		else
+			ec_line(&c->c, "const __m128i p_ = _mm_%s_epi16(_mm_packs_epi32(l_, h_), _mm_setzero_si128());", p->cvt);
+	} else {
+		ec_line(&c->c, "const __m128i l_ = _mm256_castsi256_si128(%s), h_ = _mm256_extracti128_si256(%s, 1);", r, r);
+		if (p->w16)
+			ec_line(&c->c, "const __m128i p_ = _mm_%s_epi32(l_, h_);", p->cvt);
+		else
+			ec_line(&c->c, "const __m128i p_ = _mm_%s_epi16(_mm_packs_epi32(l_, h_), _mm_setzero_si128());", p->cvt);
+	}
 	int bytes = valid * (p->w16 ? 2 : 1);
-	if (valid == 8 && p->w16) {
+	if (bytes == 16) {
 		ec_line(&c->c, "_mm_storeu_si128((__m128i *)(void *)(%s), p_);", dst);
-	} else if (valid == 8) {
+	} else if (bytes == 8) {
 		ec_line(&c->c, "_mm_storel_epi64((__m128i *)(void *)(%s), p_);", dst);
 	} else {
 		ec_line(&c->c, "unsigned char b_[16];");
@@ -1224,45 +1590,59 @@ static void store256(Ctx *c, const OutPlan *p, const char *r, const char *dst, i
 	ec_line(&c->c, "}");
 }
 
-static void params256(Ctx *c, const QOut *o, int form, const char *ch)
+/* SSE2 vectorises only the folded right shift. */
+static int form_of(const Isa *I, int form)
 {
-	int id = c->id;
-	if (form == RF_Q31)
-		ec_line(&c->c, "const __m256i m_ = _mm256_set1_epi32(n%d_rm[%s]);", id, ch);
-	if (form == RF_SHIFT || form == RF_Q31)
-		ec_line(&c->c, "const __m256i n_ = _mm256_set1_epi32(n%d_rn[%s]), h_ = _mm256_set1_epi32(n%d_rh[%s]);", id, ch,
-		        id, ch);
-	if (form == RF_SHIFTH && o->r1)
-		ec_line(&c->c, "const __m256i n_ = _mm256_set1_epi32(%d), t_ = _mm256_set1_epi32(%ld);", o->r[0].n,
-		        (long)thr_of(o->r[0]));
-	else if (form == RF_SHIFTH)
-		ec_line(&c->c, "const __m256i n_ = _mm256_set1_epi32(n%d_rn[%s]), t_ = _mm256_set1_epi32(n%d_rt[%s]);", id, ch,
-		        id, ch);
+	return I->sse2 && form != RF_SHIFTH && form != RF_ONE ? RF_ANY : form;
 }
 
-static const char *rescale256(Ctx *c, const QOut *o, int form, const char *acc, const char *ch)
+static void params256(Ctx *c, const Isa *I, const QOut *o, int form, const char *ch)
+{
+	int id = c->id;
+	const char *T = I->ty, *P = I->p;
+	if (form == RF_Q31)
+		ec_line(&c->c, "const %s m_ = %s_set1_epi32(n%d_rm[%s]);", T, P, id, ch);
+	if (form == RF_SHIFT || form == RF_Q31)
+		ec_line(&c->c, "const %s n_ = %s_set1_epi32(n%d_rn[%s]), h_ = %s_set1_epi32(n%d_rh[%s]);", T, P, id, ch, P, id,
+		        ch);
+	if (form != RF_SHIFTH)
+		return;
+	const char *n = o->r1 ? arena_printf(c->g->arena, "%d", o->r[0].n) : arena_printf(c->g->arena, "n%d_rn[%s]", id, ch);
+	const char *tt = o->r1 ? arena_printf(c->g->arena, "%ld", (long)thr_of(o->r[0])) :
+	                 arena_printf(c->g->arena, "n%d_rt[%s]", id, ch);
+	if (I->sse2)
+		ec_line(&c->c, "const int n_ = %s;", n);
+	else
+		ec_line(&c->c, "const %s n_ = %s_set1_epi32(%s);", T, P, n);
+	ec_line(&c->c, "const %s t_ = %s_set1_epi32(%s);", T, P, tt);
+}
+
+static const char *rescale256(Ctx *c, const Isa *I, const QOut *o, int form, const char *acc, const char *ch)
 {
 	Arena *a = c->g->arena;
+	const char *h = I->h;
 	switch (form) {
 	case RF_ONE:
-		return arena_printf(a, "potc_q256_rescale(%s, %ld, %d)", acc, (long)o->r[0].m, o->r[0].n);
+		return arena_printf(a, "potc_%s_rescale(%s, %ld, %d)", h, acc, (long)o->r[0].m, o->r[0].n);
 	case RF_SHIFT:
-		return arena_printf(a, "potc_q256_shr(%s, n_, h_)", acc);
+		return arena_printf(a, "potc_%s_shr(%s, n_, h_)", h, acc);
 	case RF_Q31:
-		return arena_printf(a, "potc_q256_shr(potc_q256_mulq31(%s, m_), n_, h_)", acc);
+		return arena_printf(a, "potc_%s_shr(potc_%s_mulq31(%s, m_), n_, h_)", h, h, acc);
 	case RF_SHIFTH:
-		return arena_printf(a, "potc_q256_shrh(%s, n_, t_)", acc);
+		return arena_printf(a, "potc_%s_shrh(%s, n_, t_)", h, acc);
 	default:
-		return arena_printf(a, "potc_q256_rescale(%s, n%d_rm[%s], n%d_rn[%s])", acc, c->id, ch, c->id, ch);
+		return arena_printf(a, "potc_%s_rescale(%s, n%d_rm[%s], n%d_rn[%s])", h, acc, c->id, ch, c->id, ch);
 	}
 }
 
-/* One AVX2 tile: np channels from m0 times nv vectors of 8 positions,
- * int16 pairs (vpmaddwd). */
+/* One AVX2 / SSE2 tile: np channels from m0 times nv vectors of L
+ * positions, int16 pairs (vpmaddwd). */
 static void avx2_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 {
 	const QConv *v = x->v;
 	const QOut *o = &v->o;
+	const Isa *I = x->isa;
+	const char *T = I->ty, *P = I->p;
 	Str s = {0};
 	ec_line(&c->c, "{");
 	for (int p = 0; p < np; p++)
@@ -1270,7 +1650,8 @@ static void avx2_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 			if (u)
 				str_printf(&s, ", a%d_%d = a%d_0", p, u, p);
 			else
-				str_printf(&s, "%sa%d_0 = _mm256_set1_epi32(bg[m0 + %d])", p ? ", " : "__m256i ", p, p);
+				str_printf(&s, "%sa%d_0 = %s_set1_epi32(bg[m0 + %d])", p ? ", " : arena_printf(c->g->arena, "%s ", T), p,
+				           P, p);
 	ec_line(&c->c, "%s;", s.s);
 	str_free(&s);
 	for (int u = 0; u < nv; u++)
@@ -1284,33 +1665,34 @@ static void avx2_tile(Ctx *c, const Vx *x, int np, int nv, const VxVec *vec)
 	const char *ko = x->ncq > 1 ? "ko + " : "";
 	for (int64_t t = 0; t < x->nq; t++) {
 		ec_line(&c->c, "{");
-		for (int u = 0; u < nv; u++) {
-			const char *addr = arena_printf(c->g->arena, "p%d + %s%lld", u, ko, (long long)x->off[t]);
-			ec_line(&c->c, "const __m256i x%d = _mm256_loadu_si256((const __m256i *)(const void *)(%s));", u, addr);
-		}
+		for (int u = 0; u < nv; u++)
+			ec_line(&c->c, "const %s x%d = %s(p%d + %s%lld));", T, u, I->ld, u, ko, (long long)x->off[t]);
 		for (int p = 0; p < np; p++) {
-			ec_line(&c->c, "const __m256i w%d = _mm256_set1_epi32(wq[%lld]);", p, (long long)(p * x->KQ + t));
+			ec_line(&c->c, "const %s w%d = %s_set1_epi32(wq[%lld]);", T, p, P, (long long)(p * x->KQ + t));
 			for (int u = 0; u < nv; u++)
-				ec_line(&c->c, "a%d_%d = _mm256_add_epi32(a%d_%d, _mm256_madd_epi16(x%d, w%d));", p, u, p, u, u, p);
+				ec_line(&c->c, "a%d_%d = %s_add_epi32(a%d_%d, %s_madd_epi16(x%d, w%d));", p, u, P, p, u, P, u, p);
 		}
+		for (int p = 0; p < np; p++)
+			for (int u = 0; u < nv; u++)
+				ec_line(&c->c, "POTC_QPIN(a%d_%d);", p, u);
 		ec_line(&c->c, "}");
 	}
 	ec_line(&c->c, "}");
 	OutPlan op = out_plan256(o);
-	int form = rform_vec(o);
+	int form = form_of(I, rform_vec(o));
 	int64_t ysz = (int64_t)ir_dtype_size(o->yt);
 	for (int p = 0; p < np; p++) {
 		const char *ch = arena_printf(c->g->arena, "mg + m0 + %d", p);
 		ec_line(&c->c, "{");
-		params256(c, o, form, ch);
+		params256(c, I, o, form, ch);
 		for (int u = 0; u < nv; u++) {
 			ec_line(&c->c, "{");
-			ec_line(&c->c, "__m256i r = %s;", rescale256(c, o, form, arena_printf(c->g->arena, "a%d_%d", p, u), ch));
-			out256(c, &op, "r");
+			ec_line(&c->c, "%s r = %s;", T, rescale256(c, I, o, form, arena_printf(c->g->arena, "a%d_%d", p, u), ch));
+			out256(c, I, &op, "r");
 			const char *dst = x->out == VO_TBUF ?
 			    arena_printf(c->g->arena, "ts + (%lld + %s) * %lld", (long long)(p * x->QR), vec[u].q, (long long)ysz) :
 			    arena_printf(c->g->arena, "yg + (m0 + %d) * %lld + %s", p, (long long)v->G.outsz, vec[u].yi);
-			store256(c, &op, "r", dst, x->out == VO_TBUF ? 8 : vec[u].valid);
+			store256(c, I, &op, "r", dst, x->out == VO_TBUF ? I->L : vec[u].valid);
 			ec_line(&c->c, "}");
 		}
 		ec_line(&c->c, "}");
@@ -1566,7 +1948,7 @@ static int32_t avx2_offset(const QConv *v)
 /* AVX2 planes: channel pairs (CQ) at stride 1, or (xq) kx pairs
  * (x[C], x[C + dx]) of one channel, split into row and column phases by
  * the stride so every tap pair reads its phase plane at unit stride. */
-static Vx vy_geom(QConv *v, int dw)
+static Vx vy_geom(QConv *v, int dw, const Isa *I)
 {
 	const Geom *G = &v->G;
 	Vx x = {0};
@@ -1580,15 +1962,16 @@ static Vx vy_geom(QConv *v, int dw)
 	x.nkq = (kw + 1) / 2;
 	x.xq = dw || s > 1 || (int64_t)v->Cg * x.nkq < (v->Cg + 1) / 2 * (int64_t)kw;
 	x.kind = VK_AVX2;
-	x.L = 8;
+	x.isa = I;
+	x.L = I->L;
 	x.unit = 4;
 	x.s = s;
 	x.sr = OH > 1 ? s : 1;
 	int sc = x.xq ? s : 1, nk = x.xq ? x.nkq : kw, step = x.xq ? 2 : 1;
-	x.out = vx_out_mode(G, (v->pin[2] + s - 1) / s, 8, &x.OWp);
+	x.out = vx_out_mode(G, (v->pin[2] + s - 1) / s, x.L, &x.OWp);
 	x.Wp = x.OWp;            /* positions a row of a (phase) plane */
 	x.Q = (OH - 1) * x.OWp + G->out[2];
-	x.QR = (x.Q + 7) / 8 * 8;
+	x.QR = (x.Q + x.L - 1) / x.L * x.L;
 	int64_t offmax = 0, rows = (v->pin[1] + x.sr - 1) / x.sr * x.Wp;
 	for (int ky = 0; ky < kh; ky++)
 		for (int kq = 0; kq < nk; kq++) {
@@ -1608,8 +1991,8 @@ static Vx vy_geom(QConv *v, int dw)
 		}
 	x.ncq = x.xq ? v->Cg : (v->Cg + 1) / 2;
 	x.KQ = x.ncq * x.nq;
-	x.vstep = 32;
-	int64_t nvec = x.QR / 8;
+	x.vstep = 4LL * x.L;
+	int64_t nvec = x.QR / x.L;
 	x.nv = (int)(nvec < VY_NV ? nvec : VY_NV);
 	x.np = dw ? 1 : (int)(v->Mg < VY_ACC / x.nv ? v->Mg : VY_ACC / x.nv);
 	x.xbytes = (dw ? 1 : v->grp) * x.ncq * x.PLB;
@@ -1675,13 +2058,13 @@ static void vy_fill_pairs(Ctx *c, const Vx *x, const char *nv)
 	                arena_printf(c->g->arena, "k %% %lld * 2 + 1 < %lld ? r0 + %lld : 0", (long long)x->ncq,
 	                             (long long)v->Cg, (long long)G->insz);
 	if (flat) {
-		ec_line(&c->c, "potc_q256_pairs((int16_t *)(void *)(xs + k * %lld), r0, %s, %lld, %d, %d);", (long long)x->PLB,
-		        b, (long long)G->insz, tcode, (int)(int16_t)pad);
+		ec_line(&c->c, "potc_%s_pairs((int16_t *)(void *)(xs + k * %lld), r0, %s, %lld, %d, %d);", x->isa->h,
+		        (long long)x->PLB, b, (long long)G->insz, tcode, (int)(int16_t)pad);
 	} else {
 		ec_line(&c->c, "const %s *const r1 = %s;", tx, b);
 		ec_line(&c->c, "for (long iy = 0; iy < %lld; iy++)", (long long)G->in[1]);
-		ec_line(&c->c, "\tpotc_q256_pairs((int16_t *)(void *)(xs + %s), r0 + iy * %lld, r1 ? r1 + iy * %lld : 0, %lld, "
-		        "%d, %d);", ec_aff(c, (G->pb[1] * x->Wp + G->pb[2]) * 4, "k", x->PLB, "iy", x->Wp * 4, NULL),
+		ec_line(&c->c, "\tpotc_%s_pairs((int16_t *)(void *)(xs + %s), r0 + iy * %lld, r1 ? r1 + iy * %lld : 0, %lld, "
+		        "%d, %d);", x->isa->h, ec_aff(c, (G->pb[1] * x->Wp + G->pb[2]) * 4, "k", x->PLB, "iy", x->Wp * 4, NULL),
 		        (long long)G->in[2], (long long)G->in[2], (long long)G->in[2], tcode, (int)(int16_t)pad);
 	}
 	ec_line(&c->c, "}");
@@ -1691,11 +2074,11 @@ static void vy_arrays(Ctx *c, const Vx *x)
 {
 	const QConv *v = x->v;
 	const QOut *o = &v->o;
-	put_text(c, q256_text);
+	put_text(c, x->isa->sse2 ? q128_text : q256_text);
 	vy_put_weights(c, x, arena_printf(c->g->arena, "n%d_wq", c->id));
 	put_bias_h(c, o, arena_printf(c->g->arena, "n%d_bq", c->id), v->bias, v->sumw,
 	           o->zx + avx2_offset(v), v->M, rform_vec(o) == RF_SHIFTH);
-	put_rescale(c, o, rform_vec(o));
+	put_rescale(c, o, form_of(x->isa, rform_vec(o)));
 }
 
 /* The kx-pair fill, in two passes so that no load reads a store just
@@ -1737,7 +2120,7 @@ static void vy_fill_xq(Ctx *c, const Vx *x, const char *var, const char *count, 
 	for (int cp = 0; cp < s; cp++) {
 		int64_t po = cp * x->PHB / 2;
 		if (s == 1) {   /* pairs of two shifted copies: unpacks */
-			ec_line(&c->c, "potc_q256_pairs(d, tr, tr + %d, %lld, 2, 0);", dx, (long long)x->Wp);
+			ec_line(&c->c, "potc_%s_pairs(d, tr, tr + %d, %lld, 2, 0);", x->isa->h, dx, (long long)x->Wp);
 			continue;
 		}
 		if (s == 2 && dx == 1) {   /* (T[2j + cp], T[2j + cp + 1]): the row itself */
@@ -1764,9 +2147,9 @@ static void vy_rowbuf_pads(Ctx *c, const Vx *x, int64_t at, int64_t nplanes)
 	ec_line(&c->c, "\ttb[i] = %d;", (int)(int16_t)pad);
 }
 
-static void avx2_conv(Ctx *c, QConv *v, int64_t scratch)
+static void avx2_conv(Ctx *c, QConv *v, int64_t scratch, const Isa *I)
 {
-	Vx x = vy_geom(v, 0);
+	Vx x = vy_geom(v, 0, I);
 	const QOut *o = &v->o;
 	vy_arrays(c, &x);
 	ec_begin(c, scratch);
@@ -1807,9 +2190,9 @@ static void avx2_conv(Ctx *c, QConv *v, int64_t scratch)
 	ec_end(c);
 }
 
-static void avx2_dw(Ctx *c, QConv *v, int64_t scratch)
+static void avx2_dw(Ctx *c, QConv *v, int64_t scratch, const Isa *I)
 {
-	Vx x = vy_geom(v, 1);
+	Vx x = vy_geom(v, 1, I);
 	const QOut *o = &v->o;
 	const Geom *G = &v->G;
 	vy_arrays(c, &x);
@@ -1839,9 +2222,9 @@ static void avx2_dw(Ctx *c, QConv *v, int64_t scratch)
 	ec_end(c);
 }
 
-static int64_t avx2_dw_scratch(QConv *v)
+static int64_t avx2_dw_scratch(QConv *v, const Isa *I)
 {
-	Vx x = vy_geom(v, 1);
+	Vx x = vy_geom(v, 1, I);
 	int64_t cb = v->M < DW_CB ? v->M : DW_CB;
 	return cb * x.PLB + (x.out == VO_TBUF ? align64(x.QR * (int64_t)ir_dtype_size(v->o.yt)) : 0) + vy_rowbuf(&x, cb);
 }
@@ -1856,7 +2239,8 @@ static int64_t avx2_dw_scratch(QConv *v)
  * to a multiple of the group (pads meet zero weights). */
 typedef struct {
 	QMm *q;
-	int avx2, L, G;       /* lanes, k group */
+	const Isa *I;         /* AVX2 or SSE2; NULL: VNNI */
+	int avx2, L, G;       /* int16 pairs; lanes, k group */
 	int64_t KG, KQ, NB, NBF, Npad;  /* k padded, k groups, column blocks (full ones), columns padded */
 	int32_t off;          /* added to the activations in scratch */
 	int np, nv, ns;
@@ -1883,12 +2267,14 @@ static int avx2_mm_ok(const QMm *q)
 	return 1;
 }
 
-static Vg vg_geom(QMm *q, int avx2)
+static Vg vg_geom(QMm *q, const Isa *I)
 {
 	Vg v = {0};
+	int avx2 = I != NULL;
 	v.q = q;
+	v.I = I;
 	v.avx2 = avx2;
-	v.L = avx2 ? 8 : 16;
+	v.L = I ? I->L : 16;
 	v.G = avx2 ? 2 : 4;
 	v.KG = (q->K + v.G - 1) / v.G * v.G;
 	v.KQ = v.KG / v.G;
@@ -1929,14 +2315,16 @@ static void put_lane_rescale(Ctx *c, const QOut *o, int form, int64_t npad)
 	free(t);
 }
 
-/* r = potc_rescale of vector acc with the rescales of columns j.. */
+/* r = potc_rescale of vector acc with the rescales of columns j..
+ * (SSE2: lane by lane but for one Rescale). */
 static void lane_rescale(Ctx *c, const Vg *v, const char *r, const char *acc, const char *j)
 {
 	const QOut *o = &v->q->o;
 	int id = c->id, L = v->L;
-	const char *P = v->avx2 ? "_mm256" : "_mm512", *T = v->avx2 ? "__m256i" : "__m512i", *H = v->avx2 ? "q256" : "q512";
-	const char *ld = v->avx2 ? "_mm256_loadu_si256((const __m256i *)(const void *)" : "_mm512_loadu_si512((const void *)";
-	switch (v->rform) {
+	const char *P = v->I ? v->I->p : "_mm512", *T = v->I ? v->I->ty : "__m512i", *H = v->I ? v->I->h : "q512";
+	const char *ld = v->I ? v->I->ld : "_mm512_loadu_si512((const void *)";
+	int form = v->I && v->I->sse2 && v->rform != RF_ONE ? RF_ANY : v->rform;
+	switch (form) {
 	case RF_ONE:
 		ec_line(&c->c, "const %s %s = potc_%s_rescale(%s, %ld, %d);", T, r, H, acc, (long)o->r[0].m, o->r[0].n);
 		break;
@@ -1996,15 +2384,15 @@ static void vg_tile(Ctx *c, const Vg *v, int np, int nv, int last)
 	const QMm *q = v->q;
 	const QOut *o = &q->o;
 	int ns = v->ns, L = v->L, x2 = v->avx2;
-	const char *T = x2 ? "__m256i" : "__m512i";
-	const char *ld = x2 ? "_mm256_loadu_si256((const __m256i *)(const void *)" : "_mm512_loadu_si512((const void *)";
+	const char *T = x2 ? v->I->ty : "__m512i", *P = x2 ? v->I->p : "_mm512";
+	const char *ld = x2 ? v->I->ld : "_mm512_loadu_si512((const void *)";
 	Str s = {0};
 	ec_line(&c->c, "{");
 	for (int p = 0; p < np; p++)
 		for (int u = 0; u < nv; u++)
 			for (int k = 0; k < ns; k++) {
 				if (k)
-					str_printf(&s, ", a%d_%d_%d = %s", p, u, k, x2 ? "_mm256_setzero_si256()" : "_mm512_setzero_si512()");
+					str_printf(&s, ", a%d_%d_%d = %s_setzero_si%d()", p, u, k, P, L * 32);
 				else
 					str_printf(&s, "%sa%d_%d_0 = %s(bb + (nb0 + %d) * %d))", s.len ? ", " : arena_printf(c->g->arena,
 					           "%s ", T), p, u, ld, u, L);
@@ -2026,11 +2414,11 @@ static void vg_tile(Ctx *c, const Vg *v, int np, int nv, int last)
 			for (int k = 0; k < step; k++) {
 				ec_line(&c->c, "{");
 				ec_line(&c->c, "const %s b = %s_set1_epi32(potc_q_ld32(abp + (i0 + %d) * %lld + (k + %d) * 4));", T,
-				        x2 ? "_mm256" : "_mm512", p, (long long)(v->KG * (x2 ? 2 : 1)), k);
+				        P, p, (long long)(v->KG * (x2 ? 2 : 1)), k);
 				for (int u = 0; u < nv; u++) {
 					if (x2)
-						ec_line(&c->c, "a%d_%d_%d = _mm256_add_epi32(a%d_%d_%d, _mm256_madd_epi16(b, w%d_%d));", p, u, k, p,
-						        u, k, u, k);
+						ec_line(&c->c, "a%d_%d_%d = %s_add_epi32(a%d_%d_%d, %s_madd_epi16(b, w%d_%d));", p, u, k, P, p,
+						        u, k, P, u, k);
 					else
 						ec_line(&c->c, "a%d_%d_%d = _mm512_dpbusd_epi32(a%d_%d_%d, b, w%d_%d);", p, u, k, p, u, k, u, k);
 				}
@@ -2043,16 +2431,15 @@ static void vg_tile(Ctx *c, const Vg *v, int np, int nv, int last)
 		for (int u = 0; u < nv; u++) {
 			ec_line(&c->c, "{");
 			for (int k = 1; k < ns; k++)
-				ec_line(&c->c, "a%d_%d_0 = %s_add_epi32(a%d_%d_0, a%d_%d_%d);", p, u, x2 ? "_mm256" : "_mm512", p, u, p, u,
-				        k);
+				ec_line(&c->c, "a%d_%d_0 = %s_add_epi32(a%d_%d_0, a%d_%d_%d);", p, u, P, p, u, p, u, k);
 			ec_line(&c->c, "const long j = (nb0 + %d) * %d;", u, L);
 			lane_rescale(c, v, "t", arena_printf(c->g->arena, "a%d_%d_0", p, u), "j");
 			ec_line(&c->c, "%s r = t;", T);
 			const char *dst = arena_printf(c->g->arena, "py + (i0 + %d) * %lld + j", p, (long long)q->N);
 			int valid = u == nv - 1 ? last : L;
 			if (x2) {
-				out256(c, &op, "r");
-				store256(c, &op, "r", dst, valid);
+				out256(c, v->I, &op, "r");
+				store256(c, v->I, &op, "r", dst, valid);
 			} else {
 				out512(c, &op, "r");
 				store512(c, &op, "r", dst, valid, NULL);
@@ -2111,18 +2498,19 @@ static void vg_rows(Ctx *c, const void *arg, int64_t np)
 	}
 }
 
-static void vec_mm(Ctx *c, QMm *q, int64_t scratch, int avx2)
+static void vec_mm(Ctx *c, QMm *q, int64_t scratch, const Isa *I)
 {
-	Vg v = vg_geom(q, avx2);
+	int avx2 = I != NULL;
+	Vg v = vg_geom(q, I);
 	const QOut *o = &q->o;
 	char wn[32], bn[32];
 	snprintf(wn, sizeof wn, "n%d_wq", c->id);
 	snprintf(bn, sizeof bn, "n%d_bq", c->id);
-	put_text(c, avx2 ? q256_text : q512_text);
+	put_text(c, !I ? q512_text : I->sse2 ? q128_text : q256_text);
 	vg_put_weights(c, &v, wn);
 	put_mm_bias(c, q, bn, o->zx + v.off, v.Npad);
 	if (v.rform != RF_ONE)
-		put_lane_rescale(c, o, v.rform, v.Npad);
+		put_lane_rescale(c, o, I && I->sse2 ? RF_ANY : v.rform, v.Npad);
 	ec_begin(c, scratch);
 	const char *at = avx2 ? "int16_t" : "unsigned char";
 	ec_line(&c->c, "%s *const ab = (%s *)(void *)s;", at, at);
@@ -2164,15 +2552,15 @@ static void vec_mm(Ctx *c, QMm *q, int64_t scratch, int avx2)
 	ec_end(c);
 }
 
-static int64_t vec_mm_scratch(QMm *q, int avx2)
+static int64_t vec_mm_scratch(QMm *q, const Isa *I)
 {
-	Vg v = vg_geom(q, avx2);
-	return q->M * v.KG * (avx2 ? 2 : 1) + 64;
+	Vg v = vg_geom(q, I);
+	return q->M * v.KG * (I ? 2 : 1) + 64;
 }
 
 /* ---- Conv: variants per target ---- */
 
-enum { V_PLAIN, V_VNNI_CONV, V_VNNI_DW, V_AVX2_CONV, V_AVX2_DW };
+enum { V_PLAIN, V_VNNI_CONV, V_VNNI_DW, V_AVX2_CONV, V_AVX2_DW, V_SSE2_CONV, V_SSE2_DW };
 
 /* A target takes its own kernel when the node fits it, else the next
  * target's (an AVX-512 machine runs the AVX2 kernels), else plain C. */
@@ -2183,14 +2571,17 @@ static int conv_choose(Ctx *c, void *arg, QKind t)
 	int dw = v->Cg == 1 && v->Mg == 1;
 	if (t == QK_VNNI && vx_geom(v, dw).ok)
 		return dw ? V_VNNI_DW : V_VNNI_CONV;
-	if (t != QK_PLAIN && vy_geom(v, dw).ok)
+	if ((t == QK_VNNI || t == QK_AVX2) && vy_geom(v, dw, &isa256).ok)
 		return dw ? V_AVX2_DW : V_AVX2_CONV;
+	if (t == QK_SSE2 && vy_geom(v, dw, &isa128).ok)
+		return dw ? V_SSE2_DW : V_SSE2_CONV;
 	return V_PLAIN;
 }
 
 static int64_t conv_scratch(void *arg, int var)
 {
 	QConv *v = arg;
+	const Isa *I = var == V_SSE2_CONV || var == V_SSE2_DW ? &isa128 : &isa256;
 	Vx x;
 	switch (var) {
 	case V_VNNI_DW:
@@ -2199,12 +2590,14 @@ static int64_t conv_scratch(void *arg, int var)
 		x = vx_geom(v, 0);
 		return x.xbytes + x.tbytes;
 	case V_AVX2_DW:
-		return avx2_dw_scratch(v);
+	case V_SSE2_DW:
+		return avx2_dw_scratch(v, I);
 	case V_AVX2_CONV:
-		x = vy_geom(v, 0);
+	case V_SSE2_CONV:
+		x = vy_geom(v, 0, I);
 		return x.xbytes + align64(x.tbytes) + vy_rowbuf(&x, v->C);
 	default:
-		return plain_conv_scratch(v);
+		return plain_dot_ok(v) ? plain_dot_scratch(v) : plain_conv_scratch(v);
 	}
 }
 
@@ -2215,9 +2608,16 @@ static void conv_emit(Ctx *c, void *arg, int var, int64_t scratch)
 	switch (var) {
 	case V_VNNI_DW: vnni_dw(c, v, scratch); break;
 	case V_VNNI_CONV: vnni_conv(c, v, scratch); break;
-	case V_AVX2_DW: avx2_dw(c, v, scratch); break;
-	case V_AVX2_CONV: avx2_conv(c, v, scratch); break;
-	default: plain_conv(c, v); break;
+	case V_AVX2_DW: avx2_dw(c, v, scratch, &isa256); break;
+	case V_AVX2_CONV: avx2_conv(c, v, scratch, &isa256); break;
+	case V_SSE2_DW: avx2_dw(c, v, scratch, &isa128); break;
+	case V_SSE2_CONV: avx2_conv(c, v, scratch, &isa128); break;
+	default:
+		if (plain_dot_ok(v))
+			plain_conv_dot(c, v);
+		else
+			plain_conv(c, v);
+		break;
 	}
 }
 
@@ -2341,7 +2741,7 @@ static void mm_const_b(Ctx *c, QMm *q, const Tensor *b, int tb, const Tensor *bi
 			q->bias[bb * N + j] = bias ? ir_get_i64(bias, j) : 0;
 }
 
-enum { M_PLAIN, M_VNNI, M_AVX2 };
+enum { M_PLAIN, M_VNNI, M_AVX2, M_SSE2 };
 
 static int mm_choose(Ctx *c, void *arg, QKind t)
 {
@@ -2349,16 +2749,23 @@ static int mm_choose(Ctx *c, void *arg, QKind t)
 	(void)c;
 	if (t == QK_VNNI && vnni_mm_ok(q))
 		return M_VNNI;
-	if (t != QK_PLAIN && avx2_mm_ok(q))
+	if ((t == QK_VNNI || t == QK_AVX2) && avx2_mm_ok(q))
 		return M_AVX2;
+	if (t == QK_SSE2 && avx2_mm_ok(q))
+		return M_SSE2;
 	return M_PLAIN;
+}
+
+static const Isa *mm_isa(int var)
+{
+	return var == M_AVX2 ? &isa256 : var == M_SSE2 ? &isa128 : NULL;
 }
 
 static int64_t mm_scratch(void *arg, int var)
 {
 	QMm *q = arg;
 	if (var != M_PLAIN)
-		return vec_mm_scratch(q, var == M_AVX2);
+		return vec_mm_scratch(q, mm_isa(var));
 	return q->N * (q->o.acc64 ? 8 : 4);
 }
 
@@ -2367,7 +2774,7 @@ static void mm_emit_var(Ctx *c, void *arg, int var, int64_t scratch)
 	QMm *q = arg;
 	q->scratch = scratch;
 	if (var != M_PLAIN)
-		vec_mm(c, q, scratch, var == M_AVX2);
+		vec_mm(c, q, scratch, mm_isa(var));
 	else
 		plain_mm(c, q);
 }
