@@ -575,6 +575,32 @@ static void test_conv_depthwise_s3(void **state)
 	check1(x, qconv(x, 5, &W, 8, 0, 1, 16, 0, 0, R_MIXED, 0));
 }
 
+/* 16-bit activations on the int16 kernels: u16 (moved by -32768), i16 */
+static void test_conv_16bit(void **state)
+{
+	(void)state;
+	int x = qinput(16, 1, 30000, 4, DIMS(1, 3, 8, 9));
+	Win W = {2, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1};
+	check1(x, qconv(x, 6, &W, 8, 0, 1, 16, 1, 100, R_FIXED, 0));
+	teardown(NULL);
+	setup(NULL);
+	x = qinput(16, 0, -50, 4, DIMS(1, 4, 7, 7));
+	Win D = {2, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 4};
+	check1(x, qconv(x, 4, &D, 8, 0, 1, 16, 0, 0, R_AFFINE, 0));
+}
+
+/* kernels of several targets in one model.c (helpers printed once) */
+static void test_conv_chain(void **state)
+{
+	(void)state;
+	int x = qinput(8, 1, 5, 4, DIMS(1, 8, 10, 10));
+	Win W = {2, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1};
+	int y1 = qconv(x, 8, &W, 8, 20, 1, 8, 1, 3, R_FIXED, 1);      /* w - zw beyond int8: int16 kernels */
+	int y2 = qconv(y1, 8, &W, 8, 0, 1, 8, 0, 0, R_AFFINE, 0);
+	Win D = {2, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 8};
+	check1(x, qconv(y2, 8, &D, 8, 0, 1, 8, 0, 0, R_FIXED, 0));
+}
+
 static void test_gemm_tb(void **state)
 {
 	(void)state;
@@ -657,6 +683,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conv_wide_dilated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conv_depth_multiplier, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conv_depthwise_s3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conv_16bit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conv_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_tb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_i16, setup, teardown),
