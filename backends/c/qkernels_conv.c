@@ -1471,6 +1471,30 @@ static const char *const q128_text[] = {
 	"{",
 	"\treturn _mm_sra_epi32(_mm_add_epi32(y, _mm_cmpgt_epi32(t, y)), _mm_cvtsi32_si128(n));",
 	"}",
+	"/* potc_rshift_rnd32 by n in [0, 31] (h = 2^(n-1)): sign and magnitude */",
+	"static inline __m128i potc_q128_shr(__m128i x, int n, int32_t h)",
+	"{",
+	"\tconst __m128i s = _mm_srai_epi32(x, 31), a = _mm_sub_epi32(_mm_xor_si128(x, s), s);",
+	"\tconst __m128i r = _mm_srl_epi32(_mm_add_epi32(a, _mm_set1_epi32(h)), _mm_cvtsi32_si128(n));",
+	"\treturn _mm_sub_epi32(_mm_xor_si128(r, s), s);",
+	"}",
+	"/* potc_mul_q31 for m in [2^30, 2^31): unsigned 32 x 32 products (pmuludq)",
+	" * less m * 2^32 where x < 0 are the signed ones; plus 2^62 + 2^30 they are",
+	" * positive, so a logical shift by 31 floors; the low 32 bits hold the",
+	" * result plus 2^31. */",
+	"static inline __m128i potc_q128_mulq31(__m128i x, int32_t m)",
+	"{",
+	"\tconst __m128i mv = _mm_set1_epi32(m), m32 = _mm_set1_epi64x((long long)m << 32);",
+	"\tconst __m128i c = _mm_set1_epi64x(((long long)1 << 62) + ((long long)1 << 30));",
+	"\tconst __m128i s = _mm_srai_epi32(x, 31);",
+	"\t__m128i e = _mm_mul_epu32(x, mv), o = _mm_mul_epu32(_mm_srli_epi64(x, 32), mv);",
+	"\te = _mm_sub_epi64(e, _mm_and_si128(_mm_shuffle_epi32(s, 0xA0), m32));",
+	"\to = _mm_sub_epi64(o, _mm_and_si128(_mm_shuffle_epi32(s, 0xF5), m32));",
+	"\te = _mm_srli_epi64(_mm_add_epi64(e, c), 31);",
+	"\to = _mm_srli_epi64(_mm_add_epi64(o, c), 31);",
+	"\tconst __m128i r = _mm_or_si128(_mm_and_si128(e, _mm_set1_epi64x(0xffffffffLL)), _mm_slli_epi64(o, 32));",
+	"\treturn _mm_xor_si128(r, _mm_set1_epi32(INT32_MIN));",
+	"}",
 	"static inline __m128i potc_q128_max(__m128i a, __m128i b)",
 	"{",
 	"\tconst __m128i m = _mm_cmpgt_epi32(a, b);",
@@ -1614,16 +1638,30 @@ static void store256(Ctx *c, const Isa *I, const OutPlan *p, const char *r, cons
 	ec_line(&c->c, "}");
 }
 
-/* SSE2 vectorises only the folded right shift. */
+/* SSE2 vectorises right shifts and Q31 multiplies with n >= 0 (one count
+ * for all lanes: pixels in the vector share the channel). */
 static int form_of(const Isa *I, int form)
 {
-	return I->sse2 && form != RF_SHIFTH && form != RF_ONE ? RF_ANY : form;
+	return I->sse2 && form != RF_SHIFTH && form != RF_ONE && form != RF_SHIFT && form != RF_Q31 ? RF_ANY : form;
+}
+
+/* One Rescale that SSE2 vectorises. */
+static int sse2_one_ok(Rescale r)
+{
+	return (r.m == 0 && r.n >= 0 && r.n <= 31) || (r.m != 0 && r.n >= 0);
 }
 
 static void params256(Ctx *c, const Isa *I, const QOut *o, int form, const char *ch)
 {
 	int id = c->id;
 	const char *T = I->ty, *P = I->p;
+	if (I->sse2 && (form == RF_Q31 || form == RF_SHIFT)) {
+		if (form == RF_Q31)
+			ec_line(&c->c, "const int32_t m_ = n%d_rm[%s];", id, ch);
+		ec_line(&c->c, "const int n_ = n%d_rn[%s];", id, ch);
+		ec_line(&c->c, "const int32_t h_ = n%d_rh[%s];", id, ch);
+		return;
+	}
 	if (form == RF_Q31)
 		ec_line(&c->c, "const %s m_ = %s_set1_epi32(n%d_rm[%s]);", T, P, id, ch);
 	if (form == RF_SHIFT || form == RF_Q31)
@@ -1645,6 +1683,13 @@ static const char *rescale256(Ctx *c, const Isa *I, const QOut *o, int form, con
 {
 	Arena *a = c->g->arena;
 	const char *h = I->h;
+	if (I->sse2 && form == RF_ONE && sse2_one_ok(o->r[0])) {
+		Rescale r = o->r[0];
+		int32_t hh = r.n > 0 ? (int32_t)1 << (r.n - 1) : 0;
+		if (r.m == 0)
+			return arena_printf(a, "potc_q128_shr(%s, %d, %ld)", acc, r.n, (long)hh);
+		return arena_printf(a, "potc_q128_shr(potc_q128_mulq31(%s, %ld), %d, %ld)", acc, (long)r.m, r.n, (long)hh);
+	}
 	switch (form) {
 	case RF_ONE:
 		return arena_printf(a, "potc_%s_rescale(%s, %ld, %d)", h, acc, (long)o->r[0].m, o->r[0].n);
