@@ -183,7 +183,16 @@ typedef struct Quant {
 	double *scale;
 	int32_t *zp;
 	int *frac;         /* binary points when every scale is 2^-frac and zp = 0, else NULL */
+	/* Weights only: how q encodes the integer (ir_wdecode).  WQ_UNIFORM: q
+	 * is the integer.  WQ_POT, WQ_APOT: q is a code of `bits` bits, sign in
+	 * the top bit, magnitude index m below: PoT m = 0 -> 0, else 2^(m-1);
+	 * APoT (sums of two powers of two) m = 0, 1, 2, 3, 4, 5, 6, 7, 8, ... ->
+	 * 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (2^j for m = 2j, 3 * 2^(j-1) for
+	 * m = 2j + 1 > 1).  Codes are stored u8 (packed by the backends). */
+	int code;
 } Quant;
+
+enum { WQ_UNIFORM, WQ_POT, WQ_APOT };
 
 /* An integer multiply by a real factor M (potc_rescale in potc_fixed.h):
  *   m == 0: M = 2^-n, a rounding shift (n < 0 shifts left, saturating);
@@ -209,7 +218,20 @@ typedef struct QNode {
 	/* accumulator bound proof (pass_qlower): worst-case |acc| over the
 	 * integer input ranges, the limit 2^(P-1) - 1, per output channel max */
 	int64_t acc_worst, acc_limit;
+	/* Narrow accumulators (pass_accbound, --acc-bits P): the products
+	 * (x - zx) * (w - zw) of each output are summed in a P-bit signed
+	 * accumulator, in tiles of ktile consecutive products of the reduction
+	 * (0: one tile) whose partial sums are added in int32 (int64 if acc64);
+	 * the bias joins in that wide register.  pass_accbound proved that no
+	 * partial sum of any tile leaves P bits; the result is the same integer
+	 * as one wide sum, so only the kernels' register width depends on it. */
+	int acc_bits;      /* P: 0 = the wide accumulator only (as acc64 says) */
+	int ktile;
+	int acc_method;    /* ACC_FITS, ACC_SCALED (channels scaled down), ACC_TILED */
+	int acc_scaled;    /* channels scaled down (ACC_SCALED) */
 } QNode;
+
+enum { ACC_FITS, ACC_SCALED, ACC_TILED, ACC_UNCHECKED };
 
 /* Calibration statistics of one tensor over the samples (pass_calibrate). */
 enum { QSTATS_BINS = 2048 };
@@ -324,6 +346,10 @@ int ir_quant_channel(const Tensor *, int64_t i); /* entry of t->q that element i
  * away from zero (NaN -> zp). */
 int32_t ir_quantize(const Quant *, int c, double real);
 double ir_dequantize(const Quant *, int c, int64_t q);
+/* Weights: the integer of code (or of q itself when uniform), and the code
+ * of the level nearest real / scale[c] (ties to the smaller magnitude). */
+int32_t ir_wdecode(const Quant *, int32_t q);
+int32_t ir_wencode(const Quant *, int c, double real);
 /* The Rescale for a real factor M > 0: a pure shift when M is a power of
  * two (exactly), else the Q31 form.  M = 0 gives {0, 62} (everything -> 0). */
 Rescale ir_rescale(double M);

@@ -20,6 +20,8 @@ Quant *ir_quant_new(Arena *a, int nch, int axis, int bits, int is_unsigned)
 
 DType ir_quant_dtype(const Quant *q)
 {
+	if (q->code != WQ_UNIFORM)
+		return DT_U8;             /* PoT/APoT codes */
 	if (q->bits <= 8)
 		return q->is_unsigned ? DT_U8 : DT_I8;
 	if (q->bits <= 16)
@@ -127,4 +129,36 @@ void ir_quant_print(const Quant *q, FILE *f)
 		}
 		fprintf(f, " s=[%.3g..%.3g]x%d@%d", lo, hi, q->nch, q->axis);
 	}
+}
+
+/* Magnitude of code index m (see Quant.code). */
+static int32_t level(int code, int32_t m)
+{
+	if (m == 0)
+		return 0;
+	if (code == WQ_POT)
+		return (int32_t)1 << (m - 1);
+	if (m == 1)
+		return 1;
+	return m % 2 == 0 ? (int32_t)1 << (m / 2) : 3 * ((int32_t)1 << (m / 2 - 1));
+}
+
+int32_t ir_wdecode(const Quant *q, int32_t v)
+{
+	if (q->code == WQ_UNIFORM)
+		return v;
+	int32_t sign = v >> (q->bits - 1) & 1, m = v & ((1 << (q->bits - 1)) - 1);
+	return sign ? -level(q->code, m) : level(q->code, m);
+}
+
+int32_t ir_wencode(const Quant *q, int c, double real)
+{
+	if (q->code == WQ_UNIFORM)
+		return ir_quantize(q, c, real);
+	double v = real / q->scale[c], a = v < 0 ? -v : v;
+	int32_t best = 0, nm = 1 << (q->bits - 1);
+	for (int32_t m = 1; m < nm; m++)
+		if (fabs(level(q->code, m) - a) < fabs(level(q->code, best) - a))
+			best = m;
+	return v < 0 && best ? (int32_t)(1 << (q->bits - 1)) | best : best;
 }

@@ -18,6 +18,11 @@ typedef struct QuantConfig {
 	int64_t nsamples;
 	const float *samples[QC_MAXIN];
 	int progress;            /* draw a progress bar on stderr */
+	/* power-of-two weights and narrow accumulators (issue 4) */
+	int weights;             /* WQ_UNIFORM (default), WQ_POT, WQ_APOT */
+	int keep_first_last;     /* first and last Conv/Gemm stay 8-bit uniform (default 1 with pot/apot) */
+	int acc_bits;            /* --acc-bits P, 12..32; 0 = 32 */
+	int acc_unchecked;       /* --acc-unchecked: P-bit accumulators without enforcement (negative tests only) */
 } QuantConfig;
 
 /* fold.c: infer every shape and evaluate nodes whose inputs are all constant
@@ -50,6 +55,18 @@ int pass_qchoose(Graph *, Diag *);
  * (bias int32), dtypes set from Quant, a QNode for every computing node
  * (rescales, clamps, tables), the int32 accumulator bound proven or acc64. */
 int pass_qlower(Graph *, Diag *);
+/* pot.c: with qcfg->weights pot/apot, the weights of every Conv/Gemm/MatMul
+ * (but the first and last with keep_first_last, or a --layer override)
+ * become PoT/APoT codes: per output channel the scale minimising the
+ * channel's output error on the calibration data, each weight the nearest
+ * level; runs between qchoose and qlower. */
+int pass_pot(Graph *, Diag *);
+/* accbound.c: with qcfg->acc_bits < 32, every Conv/Gemm/MatMul channel's
+ * worst-case partial sum is bounded by P bits, by scaling channels down
+ * (weights rounded toward zero) or tiling the reduction, whichever loses
+ * less on the calibration data; records the proof in the QNode.  Runs after
+ * qlower. */
+int pass_accbound(Graph *, Diag *);
 /* memplan.c: arena offsets for every computed tensor that is not a graph
  * output, buffers reused after their last use; view outputs alias their
  * input; sets Graph.arena_bytes. */

@@ -23,12 +23,14 @@ static const struct {
 	{"qdq", pass_qdq},             /* the model's own Q/DQ scales kept as Quant */
 	{"calibrate", pass_calibrate}, /* ranges and histograms over --calib */
 	{"qchoose", pass_qchoose},     /* bits, binary point / scale per tensor */
+	{"pot", pass_pot},             /* --weights pot|apot: weights as power-of-two codes */
 	{"qlower", pass_qlower},       /* the integer IR */
+	{"accbound", pass_accbound},   /* --acc-bits P: every accumulator proven to fit P bits */
 	{"memplan", pass_memplan}, /* arena offsets, views aliased */
 };
 
 const char *const potc_passes[] = {"import", "fold", "bnfold", "views", "dce", "fuse", "qdq", "calibrate",
-                                   "qchoose", "qlower", "memplan", NULL};
+                                   "qchoose", "pot", "qlower", "accbound", "memplan", NULL};
 
 static int wants_dump(const PotcOptions *o, const char *pass)
 {
