@@ -38,9 +38,16 @@ static const char usage[] =
 	"  --calib-scale unit|raw|signed  uint8 data for a float input: x/255 (default), x,\n"
 	"                          x/127.5-1\n"
 	"  --bp mse|max            binary points (fixed): least squared error (default) or max\n"
-	"  --wbits N               weight bits, 2..8 (default 8)\n"
+	"  --wbits N               weight bits, 2..8 (default 8; pot|apot: 2..6, default 4)\n"
+	"  --weights uniform|pot|apot  weights as integers (default), or as codes of powers of\n"
+	"                          two (pot) or sums of two (apot): shift-add layers\n"
+	"  --keep-first-last, --no-keep-first-last  with pot|apot, the first and last\n"
+	"                          Conv/Gemm/MatMul keep 8-bit uniform weights (default: keep)\n"
 	"  --abits N               activation bits, 4..16 (default 8)\n"
 	"  --layer NODE:wbits=N,abits=M  bits of one node (either key may be left out; repeatable)\n"
+	"  --acc-bits P            Conv/Gemm/MatMul accumulate in P bits, 12..32 (default 32):\n"
+	"                          channels scaled down or the reduction tiled to prove it\n"
+	"  --acc-unchecked         with --acc-bits: record the bound, enforce nothing (tests only)\n"
 	"\n"
 	"eval:\n"
 	"  --data X                inputs: .npy (float32 or uint8 images), IDX (.gz) or .pb\n"
@@ -60,6 +67,7 @@ typedef struct {
 	const char *need_quant;    /* the first option that only makes sense with --quant */
 	const char *eval_only;     /* the first option only eval takes */
 	int wbits, abits;          /* 0 = default */
+	int keep;                  /* --[no-]keep-first-last: 1, 0, or -1 = default */
 } Cli;
 
 static int bad_usage(const char *fmt, ...)
@@ -181,6 +189,10 @@ static int parse_quant_opt(Cli *c, const char *a, const char *v)
 		if (parse_int(v, 2, 8, &n))
 			return bad_usage("--wbits takes 2..8, not '%s'", v);
 		c->wbits = (int)n;
+	} else if (strcmp(a, "--weights") == 0) {
+		if (strcmp(v, "uniform") && strcmp(v, "pot") && strcmp(v, "apot"))
+			return bad_usage("--weights takes 'uniform', 'pot' or 'apot', not '%s'", v);
+		c->o.quant.weights = strcmp(v, "pot") == 0 ? WQ_POT : strcmp(v, "apot") == 0 ? WQ_APOT : WQ_UNIFORM;
 	} else if (strcmp(a, "--abits") == 0) {
 		if (parse_int(v, 4, 16, &n))
 			return bad_usage("--abits takes 4..16, not '%s'", v);
@@ -188,6 +200,10 @@ static int parse_quant_opt(Cli *c, const char *a, const char *v)
 	} else if (strcmp(a, "--layer") == 0) {
 		if (parse_layer(c, v))
 			return 2;
+	} else if (strcmp(a, "--acc-bits") == 0) {
+		if (parse_int(v, 12, 32, &n))
+			return bad_usage("--acc-bits takes 12..32, not '%s'", v);
+		c->o.quant.acc_bits = n == 32 ? 0 : (int)n;
 	} else {
 		return -1;
 	}
@@ -263,10 +279,20 @@ static int parse_opt(Cli *c, int argc, char **argv, int *i)
 		c->o.quant.progress = strcmp(a, "--progress") == 0;
 		return 0;
 	}
+	if (strcmp(a, "--acc-unchecked") == 0) {
+		c->o.quant.acc_unchecked = 1;
+		c->need_quant = c->need_quant ? c->need_quant : a;
+		return 0;
+	}
+	if (strcmp(a, "--keep-first-last") == 0 || strcmp(a, "--no-keep-first-last") == 0) {
+		c->keep = strcmp(a, "--keep-first-last") == 0;
+		c->need_quant = c->need_quant ? c->need_quant : a;
+		return 0;
+	}
 	static const char *const takes[] = {
 		"-o", "--name", "--driver", "--arena", "--input-shape", "-d", "--const",
 		"--quant", "--calib", "--calib-count", "--calib-scale", "--bp", "--wbits", "--abits",
-		"--layer", "--data", "--labels", "--report", "--limit", NULL};
+		"--weights", "--layer", "--acc-bits", "--data", "--labels", "--report", "--limit", NULL};
 	int k = 0;
 	while (takes[k] && strcmp(takes[k], a))
 		k++;
@@ -303,9 +329,15 @@ static int check(Cli *c)
 	if (eval && c->o.out)
 		return bad_usage("eval writes no -o file (--report FILE.json writes the report)");
 	if (c->o.quant.mode != QM_NONE) {
-		c->o.quant.wbits = c->wbits ? c->wbits : 8;
+		c->o.quant.wbits = c->wbits ? c->wbits : c->o.quant.weights != WQ_UNIFORM ? 4 : 8;
 		c->o.quant.abits = c->abits ? c->abits : 8;
+		c->o.quant.keep_first_last = c->keep >= 0 ? c->keep : c->o.quant.weights != WQ_UNIFORM;
 	}
+	/* a code of 7 or 8 bits would name levels up to 2^62 (PoT) or 2^31
+	 * (APoT): no int32 weight holds them */
+	if (c->o.quant.weights != WQ_UNIFORM && c->o.quant.wbits > 6)
+		return bad_usage("--weights %s takes --wbits 2..6, not %d",
+		                 c->o.quant.weights == WQ_POT ? "pot" : "apot", c->o.quant.wbits);
 	return 0;
 }
 
@@ -365,6 +397,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	static Cli c;
+	c.keep = -1;
 	int err = parse(&c, argc, argv);
 	if (!err) {
 		Diag d;
