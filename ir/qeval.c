@@ -89,6 +89,48 @@ int qe_overflow(const Ev *e, int64_t acc, int64_t at)
 	               "without acc64 (the pass's int32 bound is wrong)", (long long)acc, (long long)at);
 }
 
+/* Narrow accumulators (QNode.acc_bits P): the running sum of one tile of
+ * ktile reduction terms lives in a P-bit register, which pass_accbound
+ * proved it cannot leave (ACC_UNCHECKED: nothing was proven, nothing is
+ * checked).  Values never change; leaving P bits is a compiler bug. */
+typedef struct {
+	int on, over;
+	int64_t lim, ktile, cur, sum, bad;
+} QTile;
+
+static void qe_tile_init(const Ev *e, QTile *t)
+{
+	const QNode *q = e->n->q;
+	t->on = q->acc_bits > 0 && q->acc_bits < 32 && q->acc_method != ACC_UNCHECKED;
+	t->lim = t->on ? ((int64_t)1 << (q->acc_bits - 1)) : 0;
+	t->ktile = q->ktile > 0 ? q->ktile : INT64_MAX;
+	t->cur = -1;
+	t->sum = 0;
+	t->over = 0;
+}
+
+/* Term k (its reduction index) of value v joins its tile's partial sum. */
+static void qe_tile_add(QTile *t, int64_t k, int64_t v)
+{
+	if (!t->on)
+		return;
+	if (k / t->ktile != t->cur) {
+		t->cur = k / t->ktile;
+		t->sum = 0;
+	}
+	t->sum += v;
+	if (t->sum < -t->lim || t->sum > t->lim - 1) {
+		t->over = 1;
+		t->bad = t->sum;
+	}
+}
+
+static int qe_tile_fail(const Ev *e, const QTile *t, int64_t at)
+{
+	return ev_fail(e, "narrow accumulator: a partial sum %lld leaves %d bits at output element %lld "
+	               "(pass_accbound's bound is wrong)", (long long)t->bad, e->n->q->acc_bits, (long long)at);
+}
+
 int qe_geom(const Ev *e, const Tensor *x, const Tensor *y, QGeom *G)
 {
 	char why[128];
@@ -192,9 +234,10 @@ static int check_inputs(const Ev *e)
  * x and w at the group's first input channel and the output channel's
  * kernel.  *over is set when a partial sum leaves int32. */
 static int64_t conv_point(const QGeom *G, const int32_t *x, const int32_t *w, int64_t cg,
-                          const int64_t *o, int64_t acc, int *over)
+                          const int64_t *o, int64_t acc, int *over, QTile *T)
 {
 	const WinGeom *W = &G->w;
+	const int32_t *w0 = w;
 	for (int64_t c = 0; c < cg; c++, x += G->insz, w += G->ksz)
 		for (int a = 0; a < W->k[0]; a++) {
 			int64_t i0 = qe_tap(G, 0, o[0], a);
@@ -204,9 +247,11 @@ static int64_t conv_point(const QGeom *G, const int32_t *x, const int32_t *w, in
 					int64_t i2 = qe_tap(G, 2, o[2], f);
 					if (!qe_inside(G, 2, i2))
 						continue;
-					acc += (int64_t)x[(i0 * W->in[1] + i1) * W->in[2] + i2] *
-					       w[(a * W->k[1] + b) * W->k[2] + f];
+					int64_t p = (int64_t)x[(i0 * W->in[1] + i1) * W->in[2] + i2] *
+					            w[(a * W->k[1] + b) * W->k[2] + f];
+					acc += p;
 					*over |= qe_out32(acc);
+					qe_tile_add(T, w - w0 + (a * W->k[1] + b) * W->k[2] + f, p);
 				}
 			}
 		}
@@ -246,9 +291,13 @@ static int conv_run(const Ev *e, const QGeom *G, const int32_t *xv, const int32_
 				for (o[1] = 0; o[1] < G->w.out[1]; o[1]++)
 					for (o[2] = 0; o[2] < G->w.out[2]; o[2]++, i++) {
 						int over = 0;
-						int64_t acc = conv_point(G, xg, wm, cg, o, bias, &over);
+						QTile T;
+						qe_tile_init(e, &T);
+						int64_t acc = conv_point(G, xg, wm, cg, o, bias, &over, &T);
 						if (over && !wide)
 							return qe_overflow(e, acc, i);
+						if (T.over)
+							return qe_tile_fail(e, &T, i);
 						qe_store(e, i, qe_rescale(qe_r(e, m), acc, wide));
 					}
 		}
@@ -280,12 +329,18 @@ static int mm_block(const Ev *e, const int32_t *a, const int32_t *b, int tb, con
 		for (int64_t j = 0; j < N; j++) {
 			int64_t acc = c ? ev_geti(c->dtype, e->in[2], j) : 0;
 			int over = 0;
+			QTile T;
+			qe_tile_init(e, &T);
 			for (int64_t k = 0; k < K; k++) {
-				acc += (int64_t)a[i * K + k] * b[tb ? j * K + k : k * N + j];
+				int64_t p = (int64_t)a[i * K + k] * b[tb ? j * K + k : k * N + j];
+				acc += p;
 				over |= qe_out32(acc);
+				qe_tile_add(&T, k, p);
 			}
 			if (over && !wide)
 				return qe_overflow(e, acc, y0 + i * N + j);
+			if (T.over)
+				return qe_tile_fail(e, &T, y0 + i * N + j);
 			qe_store(e, y0 + i * N + j, qe_rescale(qe_r(e, j), acc, wide));
 		}
 	return 0;
