@@ -46,6 +46,14 @@
 
 /* ---- what every kernel reads from the node ---- */
 
+/* Weight element i as the integer it stands for (a PoT/APoT code
+ * decoded). */
+static int64_t wget(const Tensor *w, int64_t i)
+{
+	int64_t q = ir_get_i64(w, i);
+	return w->q ? ir_wdecode(w->q, (int32_t)q) : q;
+}
+
 static int qt_int(DType t)
 {
 	return t == DT_I8 || t == DT_U8 || t == DT_I16 || t == DT_U16;
@@ -396,7 +404,7 @@ static int qconv_init(Ctx *c, QConv *v)
 	for (int64_t m = 0; m < v->M; m++) {
 		for (int64_t k = 0; k < v->K; k++) {
 			int64_t i = m * v->K + k;
-			int64_t wv = ir_get_i64(w, i) - (w->q ? w->q->zp[ir_quant_channel(w, i)] : 0);
+			int64_t wv = wget(w, i) - (w->q ? w->q->zp[ir_quant_channel(w, i)] : 0);
 			v->w[i] = (int32_t)wv;
 			v->sumw[m] += wv;
 		}
@@ -940,7 +948,7 @@ static void mm_const_b(Ctx *c, QMm *q, const Tensor *b, int tb, const Tensor *bi
 		for (int64_t k = 0; k < K; k++)
 			for (int64_t j = 0; j < N; j++) {
 				int64_t i = bb * K * N + (tb ? j * K + k : k * N + j);
-				int64_t wv = ir_get_i64(b, i) - (b->q ? b->q->zp[ir_quant_channel(b, i)] : 0);
+				int64_t wv = wget(b, i) - (b->q ? b->q->zp[ir_quant_channel(b, i)] : 0);
 				q->w[(bb * K + k) * N + j] = (int32_t)wv;
 				q->sumw[bb * N + j] += wv;
 			}
