@@ -217,5 +217,10 @@ int ec_qops(Ctx *);
 int eq_kernel(Ctx *);   /* qkernels.c: dispatch on c->n->op */
 int eq_conv(Ctx *);     /* qkernels_conv.c: CONV (depthwise included) */
 int eq_matmul(Ctx *);   /* qkernels_conv.c: GEMM and MATMUL */
+/* qkernels_narrow.c: CONV and GEMM/MATMUL whose weights are PoT/APoT codes
+ * or whose QNode has acc_bits in 1..16 or a ktile (eq_narrow_wanted). */
+int eq_narrow_wanted(const Ctx *);
+int eq_narrow_conv(Ctx *);
+int eq_narrow_matmul(Ctx *);
 
 #endif

@@ -618,6 +618,8 @@ int eq_kernel(Ctx *c)
 	const Tensor *y = ec_tout(c, 0);
 	if (!y || !y->q || !ec_isint(y->dtype) || y->dtype == DT_I64 || y->dtype == DT_U32)
 		return ec_fail(c, "a quantized node needs a quantized integer output");
+	if (eq_narrow_wanted(c))
+		return c->n->op == OP_CONV ? eq_narrow_conv(c) : eq_narrow_matmul(c);
 	switch (c->n->op) {
 	case OP_CONV: return eq_conv(c);
 	case OP_GEMM: case OP_MATMUL: return eq_matmul(c);
