@@ -260,8 +260,9 @@ static void scale_weights(Graph *g, const Dot *d, int64_t c, int s)
 		w->q->frac[c] -= s;
 }
 
-/* Channel c's worst |sum| with its weights shrunk by 2^s. */
-static int64_t shifted_worst(const Graph *g, const Dot *d, int64_t c, int s)
+/* Channel c's worst |sum| with its weights shrunk by 2^s (term: the
+ * worst single product instead). */
+static int64_t shifted_worst(const Graph *g, const Dot *d, int64_t c, int s, int term)
 {
 	const Tensor *w = &g->tensor[g->node[d->node].in[1]];
 	int64_t hi = 0, lo = 0;
@@ -270,23 +271,26 @@ static int64_t shifted_worst(const Graph *g, const Dot *d, int64_t c, int s)
 			int32_t code = (int32_t)ir_get_i64(w, (o * d->nch + c) * d->inner + i);
 			int64_t wv = ir_wdecode(w->q, shrink(w->q, code, s));
 			int64_t x = wv * d->xlo, y = wv * d->xhi;
-			hi += x > y ? x : y;
-			lo += x < y ? x : y;
+			int64_t h = x > y ? x : y, l = x < y ? x : y;
+			hi = term ? (h > hi ? h : hi) : hi + h;
+			lo = term ? (l < lo ? l : lo) : lo + l;
 		}
 	return hi > -lo ? hi : -lo;
 }
 
-/* The smallest s whose scaled channel c fits P bits in one tile. */
-static int channel_shift(const Graph *g, const Dot *d, int64_t c, int64_t limit)
+/* The smallest s >= 0 whose scaled channel c fits P bits in one tile (or,
+ * term, whose every single product fits). */
+static int channel_shift(const Graph *g, const Dot *d, int64_t c, int64_t limit, int term)
 {
-	int s = 1;
-	while (s < 31 && shifted_worst(g, d, c, s) > limit)
+	int s = 0;
+	while (s < 31 && shifted_worst(g, d, c, s, term) > limit)
 		s++;
 	return s;
 }
 
-/* Scale every violating channel of d; the old arrays go to *sv. */
-static int scale_node(Graph *g, Dot *d, int64_t limit, Saved *sv)
+/* Scale every violating channel of d (term: only as far as every single
+ * product fits); the old arrays go to *sv.  Returns the channels scaled. */
+static int scale_node(Graph *g, Dot *d, int64_t limit, int term, Saved *sv)
 {
 	Node *n = &g->node[d->node];
 	Tensor *w = &g->tensor[n->in[1]];
@@ -302,9 +306,9 @@ static int scale_node(Graph *g, Dot *d, int64_t limit, Saved *sv)
 	}
 	int scaled = 0;
 	for (int64_t c = 0; c < d->nch; c++) {
-		if (tile_worst(d, c, d->K) <= limit)
+		int s = channel_shift(g, d, c, limit, term);
+		if (s == 0)
 			continue;
-		int s = channel_shift(g, d, c, limit);
 		scale_weights(g, d, c, s);
 		prefix(g, d, c);
 		/* M = sx sw[c] / sy grows by 2^s exactly: the Q31 mantissa stays */
@@ -485,6 +489,17 @@ static double added_noise(Graph *g, Dot *d, int64_t ns, const Saved *sv, int64_t
 	return ya && yb ? err : -1;
 }
 
+/* The worst one-tile sum of the node's (final) weights. */
+static int64_t node_worst(const Dot *d)
+{
+	int64_t worst = 0;
+	for (int64_t c = 0; c < d->nch; c++) {
+		int64_t w = tile_worst(d, c, d->K);
+		worst = w > worst ? w : worst;
+	}
+	return worst;
+}
+
 /* Scaled or tiled, for one pending node. */
 static int decide(Graph *g, Dot *d, int64_t limit, int64_t ns, Diag *diag)
 {
@@ -498,9 +513,19 @@ static int decide(Graph *g, Dot *d, int64_t limit, int64_t ns, Diag *diag)
 		return 0;
 	}
 	Saved sv;
-	int scaled = scale_node(g, d, limit, &sv);
-	int keep = d->ktile == 0;
-	if (!keep && ns > 0) {
+	if (d->ktile == 0) {
+		/* a single product exceeds P bits: scale only as far as each
+		 * product fits, then tile (scaling all the way loses far more) */
+		q->acc_scaled = scale_node(g, d, limit, 1, &sv);
+		q->acc_method = ACC_SCALED;
+		d->ktile = best_tile(d, limit);
+		q->ktile = d->ktile >= d->K ? 0 : (int)d->ktile;
+		q->acc_worst = node_worst(d);
+		return 0;
+	}
+	int scaled = scale_node(g, d, limit, 0, &sv);
+	int keep = 0;
+	if (ns > 0) {
 		int64_t count;
 		double err = added_noise(g, d, ns, &sv, &count, diag);
 		/* allowed: SCALE_MAX_DB of SQNR over a noise floor of LSB^2/12 */
@@ -510,6 +535,7 @@ static int decide(Graph *g, Dot *d, int64_t limit, int64_t ns, Diag *diag)
 		q->acc_method = ACC_SCALED;
 		q->acc_scaled = scaled;
 		q->ktile = 0;
+		q->acc_worst = node_worst(d);
 	} else {
 		unscale(g, d, &sv);
 		q->acc_method = ACC_TILED;

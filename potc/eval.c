@@ -366,6 +366,50 @@ static void print_sqnr(const Eval *e, const int *rows, int n)
 	}
 }
 
+static int is_dot(const Node *n)
+{
+	return n->q && !n->dead && (n->op == OP_CONV || n->op == OP_GEMM || n->op == OP_MATMUL);
+}
+
+static const char *acc_method_name(int m)
+{
+	return m == ACC_SCALED ? "scaled" : m == ACC_TILED ? "tiled" : m == ACC_UNCHECKED ? "unchecked" : "fits";
+}
+
+/* log2(limit / worst): bits to spare, negative when the bound exceeds. */
+static double acc_margin(const QNode *q)
+{
+	return q->acc_worst > 0 && q->acc_limit > 0 ? log2((double)q->acc_limit / (double)q->acc_worst) : NAN;
+}
+
+/* Per Conv/Gemm/MatMul: the P-bit bound and how pass_accbound kept it. */
+static void print_acc(const Graph *g)
+{
+	int w = 5;
+	for (int i = 0; i < g->nnode; i++)
+		if (is_dot(&g->node[i]))
+			w = (int)strlen(g->node[i].name) > w ? (int)strlen(g->node[i].name) : w;
+	printf("\nnarrow accumulators (worst |partial sum| over the input ranges, bias excluded):\n");
+	printf("  %-*s  %3s %12s %12s %7s  %s\n", w, "layer", "P", "worst", "limit", "margin", "method");
+	for (int i = 0; i < g->nnode; i++) {
+		const Node *n = &g->node[i];
+		if (!is_dot(n))
+			continue;
+		const QNode *q = n->q;
+		char how[64];
+		if (q->acc_method == ACC_SCALED && q->ktile)
+			snprintf(how, sizeof how, "scaled %d channel(s), tiled %d", q->acc_scaled, q->ktile);
+		else if (q->acc_method == ACC_SCALED)
+			snprintf(how, sizeof how, "scaled %d channel(s)", q->acc_scaled);
+		else if (q->acc_method == ACC_TILED)
+			snprintf(how, sizeof how, "tiled %d", q->ktile);
+		else
+			snprintf(how, sizeof how, "%s", acc_method_name(q->acc_method));
+		printf("  %-*s  %3d %12lld %12lld %7.2f  %s\n", w, n->name, q->acc_bits, (long long)q->acc_worst,
+		       (long long)q->acc_limit, acc_margin(q), how);
+	}
+}
+
 static void print_table(const Eval *e)
 {
 	const QuantConfig *c = &e->o->quant;
@@ -387,6 +431,8 @@ static void print_table(const Eval *e)
 	if (rows)
 		print_sqnr(e, rows, sqnr_rows(e, rows));
 	free(rows);
+	if (c->acc_bits > 0 && c->acc_bits < 32)
+		print_acc(e->gq);
 }
 
 /* ---- JSON report ---- */
@@ -445,12 +491,15 @@ static void json_node(FILE *f, const Graph *g, int i)
 {
 	const Node *n = &g->node[i];
 	const QNode *q = n->q;
-	double margin = q->acc_worst > 0 && q->acc_limit > 0 ? log2((double)q->acc_limit / (double)q->acc_worst) : NAN;
+	double margin = acc_margin(q);
 	fprintf(f, "    {\"name\": ");
 	json_str(f, n->name);
 	fprintf(f, ", \"op\": \"%s\", \"acc64\": %s, \"acc_worst\": %lld, \"acc_limit\": %lld, \"margin_bits\": ",
 	        ir_opname[n->op], q->acc64 ? "true" : "false", (long long)q->acc_worst, (long long)q->acc_limit);
 	json_num(f, margin);
+	if (is_dot(n) && q->acc_bits)
+		fprintf(f, ", \"acc_bits\": %d, \"acc_method\": \"%s\", \"ktile\": %d, \"scaled_channels\": %d",
+		        q->acc_bits, acc_method_name(q->acc_method), q->ktile, q->acc_scaled);
 	fputc('}', f);
 }
 
@@ -480,8 +529,9 @@ static void json_config(FILE *f, const Eval *e)
 {
 	const PotcOptions *o = e->o;
 	const QuantConfig *c = &o->quant;
-	fprintf(f, "  \"quant\": {\"mode\": \"%s\", \"wbits\": %d, \"abits\": %d, \"bp\": \"%s\", \"calib\": ",
-	        mode_name(c->mode), c->wbits, c->abits, c->bp_max ? "max" : "mse");
+	fprintf(f, "  \"quant\": {\"mode\": \"%s\", \"wbits\": %d, \"abits\": %d, \"bp\": \"%s\", "
+	        "\"acc_bits\": %d, \"acc_unchecked\": %s, \"calib\": ", mode_name(c->mode), c->wbits, c->abits,
+	        c->bp_max ? "max" : "mse", c->acc_bits ? c->acc_bits : 32, c->acc_unchecked ? "true" : "false");
 	if (o->calib)
 		json_str(f, o->calib);
 	else
