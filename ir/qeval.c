@@ -21,6 +21,14 @@
 
 /* ---- helpers ---- */
 
+/* Element i of input t as its integer: a PoT/APoT weight's code decoded
+ * (ir_wdecode), any other value as stored. */
+static int64_t qe_int(const Tensor *t, const void *data, int64_t i)
+{
+	int64_t v = ev_geti(t->dtype, data, i);
+	return t->q->code != WQ_UNIFORM ? ir_wdecode(t->q, (int32_t)v) : v;
+}
+
 int32_t *qe_center(const Ev *e, int j)
 {
 	const Tensor *t = ev_tin(e, j);
@@ -40,7 +48,7 @@ int32_t *qe_center(const Ev *e, int j)
 		return NULL;
 	}
 	for (int64_t i = 0; i < n; i++) {
-		int64_t x = ev_geti(t->dtype, e->in[j], i) - q->zp[ir_quant_channel(t, i)];
+		int64_t x = qe_int(t, e->in[j], i) - q->zp[ir_quant_channel(t, i)];
 		if (qe_out32(x)) {
 			free(v);
 			ev_fail(e, "input %d: q - zp = %lld leaves int32", j, (long long)x);

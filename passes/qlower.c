@@ -91,7 +91,7 @@ static int bias_correction(const Graph *g, const Node *n, const Tensor *w, int a
 			for (int64_t i = 0; i < inner; i++) {
 				int64_t k = (o * nch + c) * inner + i;
 				double v = ((const float *)w->data)[k];
-				e += v - ir_dequantize(w->q, (int)c, ir_quantize(w->q, (int)c, v));
+				e += v - ir_dequantize(w->q, (int)c, ir_wdecode(w->q, ir_wencode(w->q, (int)c, v)));
 			}
 		real[c] += mean * e;
 		any |= e != 0;
@@ -137,7 +137,7 @@ static void acc_bound(QNode *q, const Tensor *w, int axis, const Quant *x, const
 		int32_t zw = w->q->zp[w->q->nch == 1 ? 0 : c];
 		for (int64_t o = 0; o < outer; o++)
 			for (int64_t i = 0; i < inner; i++) {
-				int64_t wv = ir_get_i64(w, (o * nch + c) * inner + i) - zw;
+				int64_t wv = ir_wdecode(w->q, (int32_t)ir_get_i64(w, (o * nch + c) * inner + i)) - zw;
 				int64_t a = wv * xlo, b = wv * xhi;
 				hi += a > b ? a : b;
 				lo += a < b ? a : b;
@@ -158,7 +158,8 @@ static void quantize_const(Graph *g, Tensor *t)
 	int64_t n = ir_numel(t);
 	void *v = arena_alloc(g->arena, (size_t)n * ir_dtype_size(dt) + 1);
 	for (int64_t i = 0; i < n; i++) {
-		int32_t q = ir_quantize(t->q, ir_quant_channel(t, i), ((const float *)t->data)[i]);
+		/* ir_wencode: a weight code, or ir_quantize when uniform */
+		int32_t q = ir_wencode(t->q, ir_quant_channel(t, i), ((const float *)t->data)[i]);
 		switch (dt) {
 		case DT_I8: ((int8_t *)v)[i] = (int8_t)q; break;
 		case DT_U8: ((uint8_t *)v)[i] = (uint8_t)q; break;
