@@ -282,7 +282,7 @@ static void store_acc(Ctx *c, const QOut *o, const char *dst, const char *t, con
 static const char *const qshr_text[] = {
 	"#ifndef POTC_QSHR",
 	"#define POTC_QSHR",
-	"static inline uint32_t potc_qshr(uint32_t y, int n, uint32_t tf, uint32_t lo, uint32_t hi)",
+	"POTC_FN uint32_t potc_qshr(uint32_t y, int n, uint32_t tf, uint32_t lo, uint32_t hi)",
 	"{",
 	"\tuint32_t u = y ^ 0x80000000u;",
 	"\tu -= u < tf;",
