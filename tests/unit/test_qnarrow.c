@@ -487,6 +487,120 @@ static void test_acc16_gemm(void **state)
 		}
 }
 
+
+/* ---- (3) negative control: weights past the 16-bit bound, unchecked ---- */
+
+/* A Gemm whose columns' worst partial sums exceed 2^15 (every weight
+ * +-64, K = 64, int8 input), acc_bits 16, ACC_UNCHECKED: the checking
+ * build must abort on the adversarial rows; the plain build runs and
+ * (wrapping) differs from the wide result, which is why the proof or the
+ * check is needed. */
+static void test_check_traps(void **state)
+{
+	(void)state;
+	Acc A = {WQ_POT, 4, 7, 16, 0, ACC_UNCHECKED, 0};
+	int x = qtensor(TK_INPUT, 8, 0, 0, 2, DIMS(8, 64));
+	int y = qgemm(x, 4, 0, &A);
+	Tensor *W = &g->tensor[wt_of(y)];
+	for (int64_t i = 0; i < ir_numel(W); i++)
+		((uint8_t *)W->data)[i] = (uint8_t)((rnd32() & 8) | 7);
+	assert_true(chan_bound(W, 0, 64, 4, 1, -128, 127) > 32767);
+	char *dir = emit_dir(x, y), p[256];
+	const Tensor *X = &g->tensor[x];
+	size_t ib = ir_nbytes(X), ob = ir_nbytes(&g->tensor[y]);
+	unsigned char *in = malloc(ib), *want = malloc(ob), *got = malloc(ob);
+	fill_set(X, NPLAIN, W, 0, in);
+	qeval_decoded(wt_of(y), in, want);
+	snprintf(p, sizeof p, "%s/in.bin", dir);
+	FILE *f = fopen(p, "wb");
+	fwrite(in, ib, 1, f);
+	fclose(f);
+	if (sh("cd %s && gcc %s -O1 -DPOTC_CHECK_ACC -fsanitize=undefined -fno-sanitize-recover=all model.c main.c "
+	       "-o prog", dir, STD))
+		fail_msg("the checking build does not compile (dir %s)", dir);
+	if (sh("cd %s && ./prog in.bin out.bin 1 2>/dev/null", dir) == 0)
+		fail_msg("POTC_CHECK_ACC did not trap on an overflowing 16-bit accumulator (dir %s)", dir);
+	if (sh("cd %s && gcc %s -O2 model.c main.c -o prog && ./prog in.bin out.bin 1", dir, STD))
+		fail_msg("the plain build failed (dir %s)", dir);
+	snprintf(p, sizeof p, "%s/out.bin", dir);
+	f = fopen(p, "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(got, ob, 1, f), 1);
+	fclose(f);
+	assert_true(memcmp(got, want, ob) != 0);
+	free(in);
+	free(want);
+	free(got);
+	done(dir);
+}
+
+/* ---- (4) no multiplication in a PoT kernel ---- */
+
+/* The text of function fn in file path (signature to the first line that
+ * is a lone closing brace), malloc'ed. */
+static char *fn_text(const char *path, const char *fn)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char line[4096], *out = calloc(1, 1);
+	size_t len = 0;
+	int in = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (!in && strncmp(line, "static void ", 12) == 0 && strstr(line, fn))
+			in = 1;
+		if (!in)
+			continue;
+		size_t l = strlen(line);
+		out = realloc(out, len + l + 1);
+		memcpy(out + len, line, l + 1);
+		len += l;
+		if (strcmp(line, "}\n") == 0)
+			break;
+	}
+	fclose(f);
+	return out;
+}
+
+/* The PoT Conv of the CNN sample's second layer (16 -> 32 channels,
+ * 14x14, 3x3), APoT and PoT, 16- and 32-bit accumulators.  Two checks:
+ * (a) text: the kernel's every binary '*' (written " * " by the emitter;
+ * pointer declarations and casts have no space after the star) has an
+ * integer literal on its right: all multiplications are index arithmetic
+ * by a constant, none takes an activation or a weight; (b) code: gcc
+ * -O3 -march=native compiles model.c (this one node) without any vector
+ * multiply (pmull*, pmadd*, vpmull*, vpmadd*): the hot loop shifts. */
+static void test_no_multiply(void **state)
+{
+	(void)state;
+	for (int code = WQ_POT; code <= WQ_APOT; code++)
+		for (int P = 0; P <= 16; P += 16) {
+			Acc A = {code, 4, 7, P, 0, ACC_FITS, P > 0};
+			int x = qtensor(TK_INPUT, 8, 1, 0, 4, DIMS(1, 16, 14, 14));
+			int y = qconv(x, 32, &W3, &A, 1);
+			QNode *q = g->node[g->tensor[y].producer].q;
+			q->nr = 1;
+			q->r[0] = (Rescale){0, 7};
+			char *dir = emit_dir(x, y), p[256];
+			snprintf(p, sizeof p, "%s/model.c", dir);
+			char *t = fn_text(p, "n0_conv(");
+			assert_non_null(strstr(t, "<< sh1"));
+			for (const char *s = strstr(t, " * "); s; s = strstr(s + 1, " * "))
+				if (s[3] < '0' || s[3] > '9')
+					fail_msg("a multiplication by a non-literal in the PoT kernel: \"%.40s\" (dir %s)", s - 20,
+					         dir);
+			free(t);
+			if (have("objdump") &&
+			    (sh("cd %s && gcc %s -O3 -march=native -c model.c -o m.o", dir, STD) ||
+			     sh("cd %s && objdump -d --no-show-raw-insn m.o > f.s && test -s f.s",
+			        dir) ||
+			     sh("cd %s && ! grep -Eq 'p(mul|madd)' f.s", dir)))
+				fail_msg("the compiled PoT kernel has a vector multiply (dir %s/f.s)", dir);
+			done(dir);
+			teardown(NULL);
+			setup(NULL);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +608,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pot_gemm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acc16_conv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acc16_gemm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_traps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_multiply, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
