@@ -90,7 +90,8 @@ static void add_noise(Noise *n, const Tensor *t, const void *q, const float *x)
 {
 	int64_t m = ir_numel(t);
 	for (int64_t i = 0; i < m; i++) {
-		double xh = ir_dequantize(t->q, ir_quant_channel(t, i), (int64_t)ir_load(t->dtype, q, i));
+		double xh = ir_dequantize(t->q, ir_quant_channel(t, i),
+		                           ir_wdecode(t->q, (int32_t)ir_load(t->dtype, q, i)));
 		double dx = (double)x[i] - xh;
 		n->sig += (double)x[i] * x[i];
 		n->err += dx * dx;
