@@ -34,6 +34,7 @@ typedef struct {
 	Geom G;
 	int64_t N, C, M, Cg, Mg, grp, K;  /* K = Cg * kernel size */
 	int32_t *w;                       /* [M][K] w - zw, K in (ci, kz, ky, kx) order */
+	const Quant *wq;                  /* the weights' */
 	int64_t *bias, *sumw;             /* [M] */
 	int padded;
 	int64_t pin[3], pst[3], plane;    /* the (padded) input plane */
@@ -47,6 +48,7 @@ typedef struct {
 	int64_t M, K, N;       /* rows, reduction, columns */
 	int constb;            /* B constant: w = B - zw as [K][N] (per batch) */
 	int32_t *w;            /* constant B - zw, [nbb][K][N] */
+	const Quant *wq;       /* B's */
 	int64_t *bias, *sumw;  /* [nbb][N] (sumw: over k) */
 	int64_t nbb;           /* constant B's batch count (1 for Gemm) */
 	int32_t zb;            /* runtime B: its zero point */

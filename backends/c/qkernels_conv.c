@@ -374,6 +374,7 @@ static int qconv_init(Ctx *c, QConv *v)
 		return ec_fail(c, "Conv needs an input and weights");
 	if (w->kind != TK_CONST || !ec_isint(w->dtype))
 		return ec_fail(c, "integer Conv needs constant integer weights");
+	v->wq = w->q;
 	if (b && (b->kind != TK_CONST || !ec_isint(b->dtype)))
 		return ec_fail(c, "integer Conv needs a constant integer bias");
 	if (ec_geom(c, x, y, &v->G))
@@ -442,6 +443,50 @@ static void qconv_flatten(QConv *v)
 	qconv_pad_dims(v);
 }
 
+/* Plain C weights: sub-byte fields (ec_array_packed_data, read with
+ * pk_s4 / pk_s2: the flash a small core has is the point of 4- and 2-bit
+ * weights) when the weights have at most 4 bits and every w - zw fits the
+ * field, else the narrowest integer array. */
+typedef struct {
+	int width;       /* 4 or 2: packed; 0: an array of dt */
+	DType dt;
+	const char *name;
+} PW;
+
+static PW put_plain_w(Ctx *c, const char *name, const Quant *wq, const int32_t *v, int64_t n)
+{
+	PW p = {0, narrow_of(v, n), name};
+	int width = wq ? ec_pack_width(wq) : 0, ok = width > 0;
+	for (int64_t i = 0; ok && i < n; i++)
+		ok = v[i] >= -(1 << (width - 1)) && v[i] < 1 << (width - 1);
+	if (ok) {
+		ec_array_packed_data(c, name, DT_I32, width, n, v);
+		p.width = width;
+		p.dt = DT_I8;
+		return p;
+	}
+	qc_put_i32(c, name, p.dt, v, n);
+	return p;
+}
+
+/* Weights from element offset off as var: a pointer, or (packed) the
+ * offset itself. */
+static void plain_w_decl(Ctx *c, const PW *p, const char *var, const char *off)
+{
+	if (p->width)
+		ec_line(&c->c, "const long %s = %s;", var, off);
+	else
+		ec_line(&c->c, "const %s *const %s = %s + %s;", ec_ctype(p->dt), var, p->name, off);
+}
+
+/* Element i of var. */
+static const char *plain_w_read(Ctx *c, const PW *p, const char *var, const char *i)
+{
+	if (p->width)
+		return arena_printf(c->g->arena, "pk_s%d(%s, %s + %s)", p->width, p->name, var, i);
+	return arena_printf(c->g->arena, "%s[%s]", var, i);
+}
+
 /* Plain C: per output channel and output row, a row of accumulators
  * t[OW] in scratch, summed tap by tap along the row (the loop that C
  * compilers vectorise), then requantised.  Padded inputs are copied into
@@ -503,9 +548,9 @@ static void plain_conv(Ctx *c, QConv *v)
 	char wn[32], bn[32];
 	snprintf(wn, sizeof wn, "n%d_w", c->id);
 	snprintf(bn, sizeof bn, "n%d_b", c->id);
-	DType wt = narrow_of(v->w, v->M * v->K);
 	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; bias - zp_x * sum(w - zw) */", (long long)v->M, (long long)v->K);
-	qc_put_i32(c, wn, wt, v->w, v->M * v->K);
+	PW pw = put_plain_w(c, wn, v->wq, v->w, v->M * v->K);
+	DType wt = pw.dt;
 	qc_put_bias_h(c, o, bn, v->bias, v->sumw, o->zx, v->M, shh);
 	if (shh) {
 		qc_put_text(c, qshr_text);
@@ -531,7 +576,7 @@ static void plain_conv(Ctx *c, QConv *v)
 	const char *gv = v->grp > 1 ? "g" : "";
 	if (*gv)
 		ec_line(&c->c, "const long g = m / %lld;", (long long)v->Mg);
-	ec_line(&c->c, "const %s *const w = %s + m * %lld;", ec_ctype(wt), wn, (long long)v->K);
+	plain_w_decl(c, &pw, "w", arena_printf(c->g->arena, "m * %lld", (long long)v->K));
 	ec_line(&c->c, "const %s b = (%s)%s[m];", at, at, bn);
 	ec_line(&c->c, "const %s *const xg = %s + %s;", tx, src, ec_aff(c, 0, nv, ximg, gv, v->Cg * v->plane, NULL));
 	ec_line(&c->c, "%s *const ym = y0 + %s;", ec_ctype(o->yt), ec_aff(c, 0, nv, v->M * G->outsz, "m", G->outsz, NULL));
@@ -569,8 +614,8 @@ static void plain_conv(Ctx *c, QConv *v)
 	const char *ci = v->Cg > 1 ? "ci" : "";
 	ec_line(&c->c, "{");
 	/* int16 operands: C compilers widen-multiply them (pmullw/pmulhw) */
-	ec_line(&c->c, "const %s wk = w[%s];", wt == DT_I32 ? "int32_t" : "int16_t",
-	        ec_aff(c, 0, ci, G->ksz, k[0], G->kst[0], k[1], G->kst[1], k[2], (int64_t)1, NULL));
+	ec_line(&c->c, "const %s wk = %s;", wt == DT_I32 ? "int32_t" : "int16_t", plain_w_read(c, &pw, "w",
+	        ec_aff(c, 0, ci, G->ksz, k[0], G->kst[0], k[1], G->kst[1], k[2], (int64_t)1, NULL)));
 	ec_line(&c->c, "const %s *const xk = xr + %s;", tx,
 	        ec_aff(c, 0, ci, v->plane, k[0], G->d[0] * v->pst[0], k[1], G->d[1] * v->pst[1], k[2], (int64_t)G->d[2],
 	               NULL));
@@ -634,9 +679,8 @@ static void plain_conv_dot(Ctx *c, QConv *v)
 	snprintf(wn, sizeof wn, "n%d_w", c->id);
 	snprintf(bn, sizeof bn, "n%d_b", c->id);
 	snprintf(tn, sizeof tn, "n%d_to", c->id);
-	DType wt = narrow_of(v->w, v->M * v->K);
 	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; the bias; tap offsets */", (long long)v->M, (long long)v->K);
-	qc_put_i32(c, wn, wt, v->w, v->M * v->K);
+	PW pw = put_plain_w(c, wn, v->wq, v->w, v->M * v->K);
 	qc_put_bias_h(c, o, bn, v->bias, v->sumw, 0, v->M, shh);
 	int32_t *to = malloc(sizeof *to * (size_t)CK);
 	for (int64_t g = 0, k = 0; g < v->grp; g++)
@@ -681,10 +725,10 @@ static void plain_conv_dot(Ctx *c, QConv *v)
 	ec_line(&c->c, "for (long m = 0; m < %lld; m++) {", (long long)v->M);
 	ec_line(&c->c, "const int16_t *const cg = col + %s;", v->grp > 1 ?
 	        arena_printf(c->g->arena, "m / %lld * %lld", (long long)v->Mg, (long long)v->K) : "0");
-	ec_line(&c->c, "const %s *const w = %s + m * %lld;", ec_ctype(wt), wn, (long long)v->K);
+	plain_w_decl(c, &pw, "w", arena_printf(c->g->arena, "m * %lld", (long long)v->K));
 	ec_line(&c->c, "int32_t a = %s[m];", bn);
 	ec_line(&c->c, "for (long k = 0; k < %lld; k++)", (long long)v->K);
-	ec_line(&c->c, "\ta += cg[k] * w[k];");
+	ec_line(&c->c, "\ta += cg[k] * %s;", plain_w_read(c, &pw, "w", "k"));
 	const char *dst = arena_printf(c->g->arena, "yq[m * %lld]", (long long)G->outsz);
 	if (shh) {
 		plain_params(c, o, "m");
@@ -852,7 +896,7 @@ int eq_conv(Ctx *c)
 /* ---- Gemm, MatMul ---- */
 
 /* y row i (of the batch at pa / pb / py): t[N] accumulators. */
-static void plain_mm_rows(Ctx *c, const QMm *q, const char *wb, const char *bb, const char *wt)
+static void plain_mm_rows(Ctx *c, const QMm *q, const PW *pw, const char *bb)
 {
 	const QOut *o = &q->o;
 	const char *at = acc_type(o), *rm, *rn;
@@ -865,9 +909,12 @@ static void plain_mm_rows(Ctx *c, const QMm *q, const char *wb, const char *bb, 
 	ec_line(&c->c, "for (long k = 0; k < %lld; k++) {", (long long)q->K);
 	if (q->constb) {
 		ec_line(&c->c, "const int32_t ak = ai[k];");
-		ec_line(&c->c, "const %s *const wk = %s + k * %lld;", wt, wb, (long long)q->N);
+		if (pw->width)
+			ec_line(&c->c, "const long wk = wb + k * %lld;", (long long)q->N);
+		else
+			ec_line(&c->c, "const %s *const wk = wb + k * %lld;", ec_ctype(pw->dt), (long long)q->N);
 		ec_line(&c->c, "for (long j = 0; j < %lld; j++)", (long long)q->N);
-		ec_line(&c->c, "\tt[j] += %s;", acc_add(c, o, "ak", "wk[j]"));
+		ec_line(&c->c, "\tt[j] += %s;", acc_add(c, o, "ak", plain_w_read(c, pw, "wk", "j")));
 	} else {
 		ec_line(&c->c, "const int32_t ak = (int32_t)ai[k] - %ld;", (long)o->zx);
 		ec_line(&c->c, "const %s *const bk = pb + k * %lld;", ec_ctype(q->bt), (long long)q->N);
@@ -887,16 +934,15 @@ static void plain_mm_rows(Ctx *c, const QMm *q, const char *wb, const char *bb, 
 static void plain_mm(Ctx *c, QMm *q)
 {
 	const QOut *o = &q->o;
-	const char *at = acc_type(o), *wt = "int8_t";
+	const char *at = acc_type(o);
+	PW pw = {0, DT_I8, NULL};
 	char wn[32], bn[32];
 	snprintf(wn, sizeof wn, "n%d_w", c->id);
 	snprintf(bn, sizeof bn, "n%d_b", c->id);
 	if (q->constb) {
-		DType d = narrow_of(q->w, q->nbb * q->K * q->N);
-		wt = ec_ctype(d);
 		ec_line(&c->c, "/* B - zw as [%lld][k %lld][n %lld]; bias - zp_a * sum_k(B - zw) */", (long long)q->nbb,
 		        (long long)q->K, (long long)q->N);
-		qc_put_i32(c, wn, d, q->w, q->nbb * q->K * q->N);
+		pw = put_plain_w(c, arena_strdup(c->g->arena, wn), q->wq, q->w, q->nbb * q->K * q->N);
 		qc_put_bias(c, o, bn, q->bias, q->sumw, o->zx, q->nbb * q->N);
 	}
 	qc_put_rescale(c, o, RF_PLAIN);
@@ -922,12 +968,12 @@ static void plain_mm(Ctx *c, QMm *q)
 	if (q->constb) {
 		/* b's batch offset is in K * N elements; the bias's in N */
 		ec_line(&c->c, "const long bo = (%s) / %lld;", ib, (long long)q->K);
-		ec_line(&c->c, "const %s *const wb = %s + bo * %lld;", wt, wn, (long long)q->K);
+		plain_w_decl(c, &pw, "wb", arena_printf(c->g->arena, "bo * %lld", (long long)q->K));
 		ec_line(&c->c, "const %s *const bb = %s + bo;", o->acc64 ? "int64_t" : "int32_t", bn);
-		plain_mm_rows(c, q, "wb", "bb", wt);
+		plain_mm_rows(c, q, &pw, "bb");
 	} else {
 		ec_line(&c->c, "const %s *const pb = %s + %s;", ec_ctype(q->bt), q->b, ib);
-		plain_mm_rows(c, q, NULL, NULL, wt);
+		plain_mm_rows(c, q, &pw, NULL);
 	}
 	if (q->bn)
 		nest_close(c, q->bn);
@@ -941,6 +987,7 @@ static void plain_mm(Ctx *c, QMm *q)
 static void mm_const_b(Ctx *c, QMm *q, const Tensor *b, int tb, const Tensor *bias)
 {
 	int64_t K = q->K, N = q->N, nbb = q->nbb;
+	q->wq = b->q;
 	q->w = arena_alloc(c->g->arena, sizeof *q->w * (size_t)(nbb * K * N > 0 ? nbb * K * N : 1));
 	q->sumw = arena_alloc(c->g->arena, sizeof *q->sumw * (size_t)(nbb * N + 1));
 	q->bias = arena_alloc(c->g->arena, sizeof *q->bias * (size_t)(nbb * N + 1));

@@ -621,6 +621,21 @@ static void test_gemm_i16(void **state)
 	check1(a, qgemm(a, 33, 1, 1, 16, 0, 0, R_MIXED));
 }
 
+/* 2-bit weights (packed four a byte in the plain C kernel) */
+static void test_gemm_2bit(void **state)
+{
+	(void)state;
+	int a = qinput(8, 0, 0, 2, DIMS(2, 40));
+	int b = qweights(2, DIMS(12, 40), 0, 2, 0);
+	int y = qvalue(8, 0, 0, 2, DIMS(2, 12));
+	int in[2] = {a, b};
+	int n = ir_node_new(g, OP_GEMM, NULL, 2, in, 1, &y);
+	g->node[n].a.gemm.alpha = g->node[n].a.gemm.beta = 1;
+	g->node[n].a.gemm.tb = 1;
+	g->node[n].q = qnode_new(12, R_FIXED, -128, 127, dot_bound(&g->tensor[b], 12, 40, 1, 128, NULL));
+	check1(a, y);
+}
+
 static void test_matmul_const(void **state)
 {
 	(void)state;
@@ -687,6 +702,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gemm_tb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gemm_i16, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gemm_2bit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_matmul_const, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_matmul_const_batched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_matmul_runtime, setup, teardown),
