@@ -179,10 +179,15 @@ static void nk_rescales(Ctx *c, int64_t nch, const char **rm, const char **rn, c
 
 /* Decode the weight at index expression idx into loop-invariant (Conv)
  * or per-lane (Gemm) constants: PoT/APoT shifts and masks, or the
- * centred integer. */
-static void nk_decode(Ctx *c, const NK *k, const char *idx)
+ * centred integer.  Shift counts stay in [0, 31] (a masked-out term
+ * shifts by 31).  With 16-bit tiles the masks are 16-bit and mk1/mk2 keep
+ * the bits of x that survive the shift, so that the shifted value fits
+ * 16 bits and the arithmetic stays in 16-bit lanes without overflowing
+ * int. */
+static void nk_decode(Ctx *c, const NK *k, const char *idx, int lanes)
 {
 	Out *o = &c->c;
+	const char *t = k->asz == 2 ? "uint16_t" : k->ut;
 	if (k->code == WQ_UNIFORM) {
 		ec_line(o, "const int32_t wk = %s[%s];", k->wname, idx);
 		return;
@@ -192,41 +197,62 @@ static void nk_decode(Ctx *c, const NK *k, const char *idx)
 		ec_line(o, "const int32_t cw = %s(%s, %s);", rd, k->wname, idx);
 	else
 		ec_line(o, "const int32_t cw = (int32_t)%s[%s];", k->wname, idx);
-	/* sign in the top bit, magnitude index below; shift counts kept in
-	 * [0, 31] (a masked-out term shifts by 31) */
 	ec_line(o, "const int32_t mi = cw & %d;", (1 << (k->cbits - 1)) - 1);
-	ec_line(o, "const %s nm = (%s)0 - (%s)(cw >> %d & 1);", k->ut, k->ut, k->ut, k->cbits - 1);
-	if (k->code == WQ_POT) {
+	if (!lanes)
+		return;
+	ec_line(o, "const %s nm = (%s)(0u - (uint32_t)(cw >> %d & 1));", t, t, k->cbits - 1);
+	if (k->code == WQ_POT)
 		ec_line(o, "const int sh1 = (mi + 31) & 31;");
-		ec_line(o, "const %s zm1 = (%s)0 - (%s)(mi != 0);", k->ut, k->ut, k->ut);
-	} else {
-		/* APoT: m = 2j -> 2^j; m = 1 -> 1; m = 2j + 1 > 1 -> 2^j + 2^(j-1) */
+	else /* APoT: m = 2j -> 2^j; m = 1 -> 1; m = 2j + 1 > 1 -> 2^j + 2^(j-1) */
 		ec_line(o, "const int sh1 = mi >> 1, sh2 = ((mi >> 1) + 31) & 31;");
-		ec_line(o, "const %s zm1 = (%s)0 - (%s)(mi != 0);", k->ut, k->ut, k->ut);
-		ec_line(o, "const %s zm2 = (%s)0 - (%s)((mi & 1) && mi > 1);", k->ut, k->ut, k->ut);
+	ec_line(o, "const %s zm1 = (%s)(0u - (uint32_t)(mi != 0));", t, t);
+	if (k->code == WQ_APOT)
+		ec_line(o, "const %s zm2 = (%s)(0u - (uint32_t)((mi & 1) && mi > 1));", t, t);
+	if (k->asz == 2) {
+		ec_line(o, "const int mk1 = 0xffff >> sh1;");
+		if (k->code == WQ_APOT)
+			ec_line(o, "const int mk2 = 0xffff >> sh2;");
 	}
 }
 
-/* The term of activation u (k->ut, the centred input) as a k->ut
- * expression: shifts and masks for codes, a product for uniform weights. */
+/* The term of the centred input xv as an expression of the tile's
+ * arithmetic: shifts and masks for codes, a product for uniform weights
+ * (16-bit tiles: modulo 2^16, in unsigned arithmetic). */
 static const char *nk_term(Ctx *c, const NK *k)
 {
 	Arena *A = c->g->arena;
+	int h = k->asz == 2;
 	if (k->code == WQ_UNIFORM)
-		return arena_printf(A, "(%s)(xv * wk)", k->ut);
+		return h ? "(uint16_t)((uint32_t)(uint16_t)xv * (uint32_t)(uint16_t)wk)"
+		         : arena_printf(A, "(%s)xv * (%s)wk", k->ut, k->ut);
+	const char *s1 = h ? "((u & mk1) << sh1 & zm1)" : "((u << sh1) & zm1)";
+	const char *s2 = h ? "((u & mk2) << sh2 & zm2)" : "((u << sh2) & zm2)";
 	if (k->code == WQ_POT)
-		return arena_printf(A, "((((u << sh1) & zm1) ^ nm) - nm)");
-	return arena_printf(A, "(((((u << sh1) & zm1) + ((u << sh2) & zm2)) ^ nm) - nm)");
+		return arena_printf(A, "(%s)((%s ^ nm) - nm)", h ? "uint16_t" : k->ut, s1);
+	return arena_printf(A, "(%s)(((%s)(%s + %s) ^ nm) - nm)", h ? "uint16_t" : k->ut, h ? "uint16_t" : k->ut, s1,
+	                    s2);
 }
 
-/* With POTC_CHECK_ACC: the shadow sum sa[p] += true term, checked. */
+/* With POTC_CHECK_ACC: the shadow sum sa[p] += the true term (computed
+ * again at full width: a 16-bit term may have wrapped), checked. */
 static void nk_shadow(Ctx *c, const NK *k, const char *p)
 {
 	if (!k->check)
 		return;
 	Out *o = &c->c;
+	const char *t;
+	if (k->code == WQ_UNIFORM)
+		t = "(int64_t)xv * wk";
+	else if (k->code == WQ_POT)
+		t = "(int64_t)((uint64_t)(int64_t)xv << sh1 & (0 - (uint64_t)(mi != 0)))";
+	else
+		t = "(int64_t)(((uint64_t)(int64_t)xv << sh1 & (0 - (uint64_t)(mi != 0))) + "
+		    "((uint64_t)(int64_t)xv << sh2 & (0 - (uint64_t)((mi & 1) && mi > 1))))";
 	ec_line(o, "#ifdef POTC_CHECK_ACC");
-	ec_line(o, "sa[%s] += %s;", p, to_signed(c, k->ut, "d"));
+	if (k->code == WQ_UNIFORM)
+		ec_line(o, "sa[%s] += %s;", p, t);
+	else
+		ec_line(o, "sa[%s] += cw >> %d & 1 ? -%s : %s;", p, k->cbits - 1, t, t);
 	ec_line(o, "if (sa[%s] < -%lldLL || sa[%s] > %lldLL)", p, 1LL << (k->P - 1), p, (1LL << (k->P - 1)) - 1);
 	ec_line(o, "\tabort();");
 	ec_line(o, "#endif");
@@ -235,12 +261,95 @@ static void nk_shadow(Ctx *c, const NK *k, const char *p)
 static void nk_add(Ctx *c, const NK *k, const char *tile, const char *xe, const char *p)
 {
 	Out *o = &c->c;
+	const char *t = k->asz == 2 ? "uint16_t" : k->ut;
 	ec_line(o, "const int32_t xv = (int32_t)%s - %d;", xe, (int)k->zx);
 	if (k->code != WQ_UNIFORM)
-		ec_line(o, "const %s u = (%s)xv;", k->ut, k->ut);
-	ec_line(o, "const %s d = %s;", k->ut, nk_term(c, k));
+		ec_line(o, "const %s u = (%s)xv;", t, t);
+	ec_line(o, "const %s d = %s;", t, nk_term(c, k));
 	ec_line(o, "%s = (%s)(%s + d);", tile, k->at, tile);
 	nk_shadow(c, k, p);
+}
+
+/* Shifts of APoT/PoT level m: e1, and e2 (-1: one term). */
+static void nk_level(const NK *k, int m, int *e1, int *e2)
+{
+	*e2 = -1;
+	if (k->code == WQ_POT || m == 1) {
+		*e1 = k->code == WQ_POT ? m - 1 : 0;
+		return;
+	}
+	*e1 = m >> 1;
+	if (m & 1)
+		*e2 = *e1 - 1;
+}
+
+/* `for (...) { tile += term(xe) }` with the weight the same for the whole
+ * loop (Conv: one term of the reduction over a run of output points).
+ * For codes, a switch on the magnitude index picks a loop whose shifts are
+ * literals (shifts by a constant keep gcc's vector code in 16-bit lanes; a
+ * variable count made it widen to 32), and the sign picks an adding or a
+ * subtracting loop (a negation mask (d ^ nm) - nm became a vpmullw by
+ * +-1). */
+static void nk_loop(Ctx *c, const NK *k, const char *forline, const char *tile, const char *xe, const char *p)
+{
+	Out *o = &c->c;
+	if (k->code == WQ_UNIFORM) {
+		ec_line(o, "%s", forline);
+		nk_add(c, k, tile, xe, p);
+		ec_line(o, "}");
+		return;
+	}
+	int h = k->asz == 2;
+	const char *t = h ? "uint16_t" : k->ut;
+	ec_line(o, "switch (mi) {");
+	for (int m = 1; m < 1 << (k->cbits - 1); m++) {
+		int e[2];
+		nk_level(k, m, &e[0], &e[1]);
+		if (e[0] >= k->asz * 8)
+			continue; /* 0 modulo the register width (and a proof could not hold) */
+		Str wide = {0};
+		char tm[2][64];
+		int nt = 0;
+		for (; nt < 2 && e[nt] >= 0; nt++) {
+			if (h)
+				snprintf(tm[nt], sizeof tm[nt], "(uint16_t)((u & 0x%x) << %d)", 0xffff >> e[nt], e[nt]);
+			else
+				snprintf(tm[nt], sizeof tm[nt], "(u << %d)", e[nt]);
+			str_printf(&wide, "%s((uint64_t)(int64_t)xv << %d)", nt ? " + " : "", e[nt]);
+		}
+		ec_line(o, "case %d:", m);
+		for (int neg = 1; neg >= 0; neg--) {
+			ec_line(o, neg ? "if (cw >> %d & 1) {" : "} else {", k->cbits - 1);
+			/* APoT's second shifted copy in a loop of its own: gcc folds
+			 * the sum of two copies in one loop into a multiply by 3 */
+			for (int i = 1; i < nt; i++) {
+				ec_line(o, "%s", forline);
+				ec_line(o, "const %s u = (%s)((int32_t)%s - %d);", t, t, xe, (int)k->zx);
+				ec_line(o, "%s = (%s)(%s %c %s);", tile, k->at, tile, neg ? '-' : '+', tm[i]);
+				ec_line(o, "}");
+			}
+			ec_line(o, "%s", forline);
+			ec_line(o, "const int32_t xv = (int32_t)%s - %d;", xe, (int)k->zx);
+			ec_line(o, "const %s u = (%s)xv;", t, t);
+			ec_line(o, "%s = (%s)(%s %c %s);", tile, k->at, tile, neg ? '-' : '+', tm[0]);
+			if (k->check) {
+				const char *v = to_signed(c, "uint64_t", arena_printf(c->g->arena, "(%s)", wide.s));
+				ec_line(o, "#ifdef POTC_CHECK_ACC");
+				ec_line(o, "sa[%s] %c= %s;", p, neg ? '-' : '+', v);
+				ec_line(o, "if (sa[%s] < -%lldLL || sa[%s] > %lldLL)", p, 1LL << (k->P - 1), p,
+				        (1LL << (k->P - 1)) - 1);
+				ec_line(o, "\tabort();");
+				ec_line(o, "#endif");
+			}
+			ec_line(o, "}");
+		}
+		ec_line(o, "}");
+		ec_line(o, "break;");
+		str_free(&wide);
+	}
+	ec_line(o, "default:");
+	ec_line(o, "break;");
+	ec_line(o, "}");
 }
 
 /* Clear the tile (and its shadow) over n points. */
@@ -316,6 +425,83 @@ static void nk_bias(Ctx *c, const NK *k, const char *bname, const char *bidx, in
 		ec_line(&c->c, "\twa[p] = 0;");
 }
 
+/* ---- Conv, 2-D stride 1: flat planes ----
+ * The input plane is copied into scratch with its pads (value zp: xv = 0)
+ * and the outputs are computed on a grid as wide as the padded row (the
+ * extra columns are discarded), so that each kernel tap is one contiguous
+ * loop over OH * Wp points: long vectors even on 14x14 planes.  Every
+ * extra column sums real terms of the same weights, so it stays inside
+ * the P-bit bound like the real ones (the check does not fire on it). */
+
+typedef struct {
+	int64_t N, C, M, cg, mg, K, kt, ksz;
+	int64_t Hp, Wp, OH, OW, L, slack;
+	const char *bname, *rm, *rn;
+} Flat;
+
+static int flat_ok(const WinGeom *G)
+{
+	return G->in[0] == 1 && G->out[0] == 1 && G->k[0] == 1 && G->s[1] == 1 && G->s[2] == 1;
+}
+
+static void conv_flat(Ctx *c, NK *k, const WinGeom *G, Flat *F)
+{
+	Out *o = &c->c;
+	const Tensor *x = ec_tin(c, 0);
+	const char *xt = ec_ctype(x->dtype);
+	int64_t xsz = (int64_t)ir_dtype_size(x->dtype), plane = F->Hp * F->Wp;
+	int64_t acc = F->L * (k->wsz + (k->tiled ? k->asz : 0));
+	ec_begin(c, acc + (F->C * plane + F->slack) * xsz);
+	const char *xn = ec_x(c, 0);
+	nk_locals(c, k, F->L);
+	ec_line(o, "%s *restrict xp = (%s *)(void *)((unsigned char *)(void *)s + %lld);", xt, xt, (long long)acc);
+	ec_line(o, "for (long n = 0; n < %lld; n++) {", (long long)F->N);
+	/* the padded copy of batch n */
+	ec_line(o, "for (long i = 0; i < %lld; i++)", (long long)(F->C * plane + F->slack));
+	ec_line(o, "\txp[i] = (%s)%d;", xt, (int)k->zx);
+	ec_line(o, "for (long ch = 0; ch < %lld; ch++)", (long long)F->C);
+	ec_line(o, "for (long r = 0; r < %lld; r++)", (long long)G->in[1]);
+	ec_line(o, "\tmemcpy(xp + ch * %lld + (r + %d) * %lld + %d, %s + ((n * %lld + ch) * %lld + r) * %lld, %lld);",
+	        (long long)plane, G->pb[1], (long long)F->Wp, G->pb[2], xn, (long long)F->C, (long long)G->in[1],
+	        (long long)G->in[2], (long long)(G->in[2] * xsz));
+	ec_line(o, "for (long m = 0; m < %lld; m++) {", (long long)F->M);
+	ec_line(o, "const long xg = m / %lld * %lld;", (long long)F->mg, (long long)(F->cg * plane));
+	nk_bias(c, k, F->bname, "m", F->L);
+	if (k->tiled) {
+		ec_line(o, "for (long k0 = 0; k0 < %lld; k0 += %lld) {", (long long)F->K, (long long)F->kt);
+		ec_line(o, "const long k1 = k0 + %lld < %lld ? k0 + %lld : %lld;", (long long)F->kt, (long long)F->K,
+		        (long long)F->kt, (long long)F->K);
+		nk_tile_clear(c, k, F->L);
+		ec_line(o, "for (long k = k0; k < k1; k++) {");
+	} else {
+		ec_line(o, "for (long k = 0; k < %lld; k++) {", (long long)F->K);
+	}
+	ec_line(o, "const long ci = k / %lld, r = k %% %lld;", (long long)F->ksz, (long long)F->ksz);
+	nk_decode(c, k, ap(c, "m * %lld + k", F->K), 0);
+	ec_line(o, "const long rb = xg + ci * %lld + r / %d * %lld + r %% %d * %d;", (long long)plane, G->k[2],
+	        (long long)(G->d[1] * F->Wp), G->k[2], G->d[2]);
+	nk_loop(c, k, ap(c, "for (long p = 0; p < %lld; p++) {", F->L), "ta[p]", "xp[rb + p]", "p");
+	ec_line(o, "}");
+	if (k->tiled) {
+		nk_tile_flush(c, k, F->L);
+		ec_line(o, "}");
+	}
+	/* the real columns only */
+	const QNode *q = c->n->q;
+	const Tensor *y = ec_tout(c, 0);
+	ec_line(o, "for (long oy = 0; oy < %lld; oy++)", (long long)F->OH);
+	ec_line(o, "for (long ox = 0; ox < %lld; ox++) {", (long long)F->OW);
+	ec_line(o, "const %s acc = %s;", q->acc64 ? "int64_t" : "int32_t",
+	        to_signed(c, k->wt, ap(c, "wa[oy * %lld + ox]", F->Wp)));
+	ec_line(o, "y0[((n * %lld + m) * %lld + oy) * %lld + ox] = (%s)potc_out(potc_rescale%s(acc, %s, %s), %d, %d, %d);",
+	        (long long)F->M, (long long)F->OH, (long long)F->OW, ec_ctype(y->dtype), q->acc64 ? "64" : "", F->rm,
+	        F->rn, (int)y->q->zp[0], (int)q->lo, (int)q->hi);
+	ec_line(o, "}");
+	ec_line(o, "}");
+	ec_line(o, "}");
+	ec_end(c);
+}
+
 /* ---- Conv ---- */
 
 int eq_narrow_conv(Ctx *c)
@@ -345,6 +531,15 @@ int eq_narrow_conv(Ctx *c)
 	if (c->failed)
 		return 1;
 	nk_check_include(c, &k);
+	if (flat_ok(&G)) {
+		Flat F = {N, C, M, cg, mg, K, kt, ksz, 0, 0, G.out[1], G.out[2], 0, 0, bname, rm, rn};
+		F.Hp = G.in[1] + G.pb[1] + G.pe[1];
+		F.Wp = G.in[2] + G.pb[2] + G.pe[2];
+		F.L = F.OH * F.Wp;
+		F.slack = (int64_t)(G.k[2] - 1) * G.d[2];
+		conv_flat(c, &k, &G, &F);
+		return c->failed;
+	}
 	ec_begin(c, nk_scratch(&k, outsz));
 	Out *o = &c->c;
 	const char *xn = ec_x(c, 0);
@@ -367,7 +562,7 @@ int eq_narrow_conv(Ctx *c)
 	ec_line(o, "const long ci = k / %lld, r = k %% %lld;", (long long)ksz, (long long)ksz);
 	ec_line(o, "const long f0 = r / %lld, f1 = r / %lld %% %lld, f2 = r %% %lld;", (long long)G.k[1] * G.k[2],
 	        (long long)G.k[2], (long long)G.k[1], (long long)G.k[2]);
-	nk_decode(c, &k, ap(c, "m * %lld + k", K));
+	nk_decode(c, &k, ap(c, "m * %lld + k", K), 0);
 	ec_line(o, "const long a0 = f0 * %d - %d, a1 = f1 * %d - %d, a2 = f2 * %d - %d;", G.d[0], G.pb[0], G.d[1],
 	        G.pb[1], G.d[2], G.pb[2]);
 	/* outputs whose innermost tap is inside: [lo2, hi2) */
@@ -386,11 +581,10 @@ int eq_narrow_conv(Ctx *c)
 	ec_line(o, "const long rb = xg + ci * %lld + (i0 * %lld + i1) * %lld + a2;", (long long)insz, (long long)G.in[1],
 	        (long long)G.in[2]);
 	ec_line(o, "const long ob = (o0 * %lld + o1) * %lld;", (long long)G.out[1], (long long)G.out[2]);
-	ec_line(o, "for (long o2 = lo2; o2 < hi2; o2++) {");
-	nk_add(c, &k, "ta[ob + o2]", G.s[2] == 1 ? arena_printf(c->g->arena, "%s[rb + o2]", xn)
-	                                          : arena_printf(c->g->arena, "%s[rb + o2 * %d]", xn, G.s[2]),
-	       "ob + o2");
-	ec_line(o, "}");
+	nk_loop(c, &k, "for (long o2 = lo2; o2 < hi2; o2++) {", "ta[ob + o2]",
+	        G.s[2] == 1 ? arena_printf(c->g->arena, "%s[rb + o2]", xn)
+	                    : arena_printf(c->g->arena, "%s[rb + o2 * %d]", xn, G.s[2]),
+	        "ob + o2");
 	ec_line(o, "}");
 	ec_line(o, "}");
 	ec_line(o, "}");
@@ -452,7 +646,7 @@ int eq_narrow_matmul(Ctx *c)
 	}
 	ec_line(o, "const long xi = i * %lld + k;", (long long)K);
 	ec_line(o, "for (long j = 0; j < %lld; j++) {", (long long)N);
-	nk_decode(c, &k, ap(c, "k * %lld + j", N));
+	nk_decode(c, &k, ap(c, "k * %lld + j", N), 1);
 	nk_add(c, &k, "ta[j]", arena_printf(c->g->arena, "%s[xi]", xn), "j");
 	ec_line(o, "}");
 	ec_line(o, "}");

@@ -460,6 +460,7 @@ static void test_acc16_conv(void **state)
 {
 	(void)state;
 	Win dw = {2, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 8};
+	Win st = {2, {3, 2}, {2, 3}, {1, 2}, {2, 0, 1, 3}, 2};
 	int ktiles[3] = {0, 9, 20};
 	for (int t = 0; t < 3; t++) {
 		Acc U = {WQ_UNIFORM, 8, 0, 16, ktiles[t], ktiles[t] ? ACC_TILED : ACC_FITS, 1};
@@ -469,6 +470,8 @@ static void test_acc16_conv(void **state)
 		conv_case(1, &dw, 8, 8, &P);
 		Acc Q = {WQ_APOT, 3, 3, 12, ktiles[t], ACC_FITS, 1};
 		conv_case(0, &W3, 4, 4, &Q);
+		conv_case(1, &st, 4, 6, &Q);  /* strided: the general (not flat) loops */
+		conv_case(0, &st, 4, 6, &U);
 	}
 }
 
@@ -567,7 +570,7 @@ static char *fn_text(const char *path, const char *fn)
  * pointer declarations and casts have no space after the star) has an
  * integer literal on its right: all multiplications are index arithmetic
  * by a constant, none takes an activation or a weight; (b) code: gcc
- * -O3 -march=native compiles model.c (this one node) without any vector
+ * -O3 -march=native and -O3 -mavx2 compile model.c (this one node) without any vector
  * multiply (pmull*, pmadd*, vpmull*, vpmadd*): the hot loop shifts. */
 static void test_no_multiply(void **state)
 {
@@ -583,22 +586,55 @@ static void test_no_multiply(void **state)
 			char *dir = emit_dir(x, y), p[256];
 			snprintf(p, sizeof p, "%s/model.c", dir);
 			char *t = fn_text(p, "n0_conv(");
-			assert_non_null(strstr(t, "<< sh1"));
+			assert_non_null(strstr(t, "switch (mi)"));
 			for (const char *s = strstr(t, " * "); s; s = strstr(s + 1, " * "))
 				if (s[3] < '0' || s[3] > '9')
 					fail_msg("a multiplication by a non-literal in the PoT kernel: \"%.40s\" (dir %s)", s - 20,
 					         dir);
 			free(t);
-			if (have("objdump") &&
-			    (sh("cd %s && gcc %s -O3 -march=native -c model.c -o m.o", dir, STD) ||
-			     sh("cd %s && objdump -d --no-show-raw-insn m.o > f.s && test -s f.s",
-			        dir) ||
-			     sh("cd %s && ! grep -Eq 'p(mul|madd)' f.s", dir)))
-				fail_msg("the compiled PoT kernel has a vector multiply (dir %s/f.s)", dir);
+			for (int v = 0; v < 2 && have("objdump"); v++)
+				if (sh("cd %s && gcc %s -O3 %s -c model.c -o m.o", dir, STD, v ? "-mavx2" : "-march=native") ||
+				    sh("cd %s && objdump -d --no-show-raw-insn m.o > f.s && test -s f.s", dir) ||
+				    sh("cd %s && ! grep -Eq 'p(mul|madd)' f.s", dir))
+					fail_msg("the compiled PoT kernel has a vector multiply (dir %s/f.s)", dir);
 			done(dir);
 			teardown(NULL);
 			setup(NULL);
 		}
+}
+
+/* ---- models for bench/qnarrow.sh ---- */
+
+/* With POTC_QNARROW_BENCH=dir: the CNN sample's second Conv (u8 16x14x14
+ * -> 32 channels, 3x3, pad 1) as dir/<name>/model.c for uniform, PoT and
+ * APoT weights with 32- and 16-bit accumulators (weights fitted to 16
+ * bits in both, so the two compute the same numbers). */
+static void test_bench_models(void **state)
+{
+	(void)state;
+	const char *root = getenv("POTC_QNARROW_BENCH");
+	if (!root)
+		return;
+	static const struct {
+		const char *name;
+		int code, P, ktile;
+	} m[] = {
+		{"u8_acc32_eqconv", WQ_UNIFORM, 0, 0}, {"u8_acc32", WQ_UNIFORM, 0, 144},
+		{"u8_acc16", WQ_UNIFORM, 16, 0},      {"pot4_acc32", WQ_POT, 0, 0},
+		{"pot4_acc16", WQ_POT, 16, 0},        {"apot4_acc32", WQ_APOT, 0, 0},
+		{"apot4_acc16", WQ_APOT, 16, 0},
+	};
+	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+		Acc A = {m[i].code, m[i].code == WQ_UNIFORM ? 8 : 4, 7, 16, m[i].ktile, ACC_FITS, 1};
+		int x = qtensor(TK_INPUT, 8, 1, 0, 4, DIMS(1, 16, 14, 14));
+		int y = qconv(x, 32, &W3, &A, 1);
+		g->node[g->tensor[y].producer].q->acc_bits = m[i].P;
+		char *dir = emit_dir(x, y);
+		assert_int_equal(sh("mkdir -p %s && rm -rf %s/%s && mv %s %s/%s", root, root, m[i].name, dir, root,
+		                    m[i].name), 0);
+		teardown(NULL);
+		setup(NULL);
+	}
 }
 
 int main(void)
@@ -610,6 +646,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_acc16_gemm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_traps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_multiply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bench_models, setup, teardown),
 	};
+	const struct CMUnitTest bench[] = {
+		cmocka_unit_test_setup_teardown(test_bench_models, setup, teardown),
+	};
+	if (getenv("POTC_QNARROW_BENCH"))
+		return cmocka_run_group_tests(bench, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
