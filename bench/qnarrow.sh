@@ -16,7 +16,7 @@ n=${N:-5000}
 flags=${FLAGS:-"-O3+-march=native -O3+-mavx2"}
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
-POTC_QNARROW_BENCH=$t "$build/tests/test_qnarrow" >/dev/null
+POTC_QNARROW_BENCH=$t "$build/tests/test_qnarrow" >/dev/null 2>&1
 cat > "$t/bench.c" <<'C'
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
