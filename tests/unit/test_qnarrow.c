@@ -491,6 +491,26 @@ static void test_acc16_gemm(void **state)
 }
 
 
+/* MatMul a [2, 3, K] x B (constant [K, N]): batch rows flattened. */
+static void test_matmul(void **state)
+{
+	(void)state;
+	for (int code = WQ_UNIFORM; code <= WQ_APOT; code++) {
+		Acc A = {code, code == WQ_UNIFORM ? 8 : 4, 7, 16, 10, ACC_TILED, 1};
+		int64_t K = 40, N = 12;
+		int x = qtensor(TK_INPUT, 8, 0, 0, 3, DIMS(2, 3, K));
+		int b = qweights(2, DIMS(K, N), 1, A.code, A.bits, A.maxm);
+		fit_bound(&g->tensor[b], N, K, N, 1, -128, 127, (1 << 15) - 1);
+		int y = qtensor(TK_VALUE, 8, 0, -3, 3, DIMS(2, 3, N));
+		int in[2] = {x, b};
+		int n = ir_node_new(g, OP_MATMUL, NULL, 2, in, 1, &y);
+		g->node[n].q = qnode_new((int)N, -128, 127, A.P, A.ktile, A.method);
+		check(x, y, b, 0);
+		teardown(NULL);
+		setup(NULL);
+	}
+}
+
 /* ---- (3) negative control: weights past the 16-bit bound, unchecked ---- */
 
 /* A Gemm whose columns' worst partial sums exceed 2^15 (every weight
@@ -644,6 +664,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pot_gemm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acc16_conv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acc16_gemm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_matmul, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_traps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_multiply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_models, setup, teardown),
