@@ -234,6 +234,9 @@ static int eq_binary(Ctx *c)
 
 /* ---- unary: a table, or Relu / Clip as a rescale and a clamp ---- */
 
+static int lut_vec_fits(const Ctx *, const Tensor *, const Tensor *);
+static void lut_bytes_vec(Ctx *, const Tensor *, const char *, const char *, int sign);
+
 static int eq_lut(Ctx *c)
 {
 	const Tensor *x = ec_tin(c, 0), *y = ec_tout(c, 0);
@@ -263,8 +266,16 @@ static int eq_lut(Ctx *c)
 	free(tab);
 	const char *xs = ec_x(c, 0);
 	int64_t last = (int64_t)q->lut_lo + q->nlut - 1;
+	int vec = lut_vec_fits(c, x, y);
+	if (vec) {
+		ec_line(&c->c, "#if defined(__AVX512BW__) && defined(__AVX512VBMI__)");
+		ec_line(&c->c, "#include <immintrin.h>");
+		ec_line(&c->c, "#endif");
+	}
 	ec_begin(c, 0);
-	ec_line(&c->c, "for (long i = 0; i < %lld; i++) {", (long long)ir_numel(y));
+	if (vec)
+		lut_bytes_vec(c, y, name, xs, x->dtype == DT_I8);
+	ec_line(&c->c, "for (long i = %s; i < %lld; i++) {", vec ? "i0" : "0", (long long)ir_numel(y));
 	ec_line(&c->c, "int32_t v = %s[i];", xs);
 	/* in-range inputs always index the table; others (outside the
 	 * tensor's bits, e.g. 6-bit values in int8) are clamped, never read
@@ -284,8 +295,41 @@ static int eq_lut(Ctx *c)
 	else
 		ec_line(&c->c, "y0[i] = %s[v - %d];", name, (int)q->lut_lo);
 	ec_line(&c->c, "}");
+	if (vec)
+		ec_line(&c->c, "}");
 	ec_end(c);
 	return 0;
+}
+
+/* A whole 8-bit table on 8-bit data is four 64-byte registers: with
+ * AVX-512 VBMI two vpermi2b look up 64 elements in the low and high
+ * halves and the index's top bit picks one (the same entries the scalar
+ * loop reads). */
+static int lut_vec_fits(const Ctx *c, const Tensor *x, const Tensor *y)
+{
+	const QNode *q = c->n->q;
+	int in8 = x->dtype == DT_I8 || x->dtype == DT_U8, out8 = y->dtype == DT_I8 || y->dtype == DT_U8;
+	return in8 && out8 && q->nlut == 256 && q->lut_lo == (x->dtype == DT_I8 ? -128 : 0) &&
+	       ir_numel(y) >= 64;
+}
+
+/* Opens a block declaring i0, the first element the scalar loop does. */
+static void lut_bytes_vec(Ctx *c, const Tensor *y, const char *lut, const char *xs, int sign)
+{
+	ec_line(&c->c, "{");
+	ec_line(&c->c, "long i0 = 0;");
+	ec_line(&c->c, "#if defined(__AVX512BW__) && defined(__AVX512VBMI__)");
+	for (int k = 0; k < 4; k++)
+		ec_line(&c->c, "const __m512i t%d = _mm512_loadu_si512((const void *)(%s + %d));", k, lut, 64 * k);
+	ec_line(&c->c, "for (; i0 + 64 <= %lld; i0 += 64) {", (long long)ir_numel(y));
+	ec_line(&c->c, "__m512i v = _mm512_loadu_si512((const void *)(%s + i0));", xs);
+	if (sign)   /* index q + 128: flip the sign bit */
+		ec_line(&c->c, "v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));");
+	ec_line(&c->c, "__m512i a = _mm512_permutex2var_epi8(t0, v, t1);");
+	ec_line(&c->c, "__m512i b = _mm512_permutex2var_epi8(t2, v, t3);");
+	ec_line(&c->c, "_mm512_storeu_si512((void *)(y0 + i0), _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), a, b));");
+	ec_line(&c->c, "}");
+	ec_line(&c->c, "#endif");
 }
 
 /* Relu, Clip: y = out(R(xv)); the thresholds are in lo, hi. */

@@ -2,9 +2,9 @@
 # Quantized sample models: the generated C must equal the integer reference
 # evaluator (`potc run --quant`) bit for bit, on the reference images and on
 # adversarial inputs (all max, all min, alternating, zeros, random; one
-# file), built
-# with gcc and clang (-Werror, model.c with -mgeneral-regs-only: no float
-# register can be used) and again under UBSan, which must stay silent.
+# file), built with gcc and clang (-Werror, model.c with -mgeneral-regs-only:
+# no float register can be used), with -march=native (this CPU's vector
+# paths), and again under UBSan, which must stay silent.
 # model.c must also build for a Cortex-M0 without pulling in float routines.
 # Outputs are compared as float32 .npy with zero tolerance: the driver and
 # `potc run` dequantize identically, so equal floats mean equal integers.
@@ -59,6 +59,9 @@ for s in fmnist_cnn fmnist_mobilenet; do
         $cc -std=c99 -O2 -Wall -Wextra -Werror -c '$w/main.c' -I'$w' -o '$w/main_$cc.o' &&
         $cc '$w/model_$cc.o' '$w/main_$cc.o' -o '$w/prog_$cc' -lm"
     done
+    # the target paths this CPU has (AVX-512 VNNI/VBMI, AVX2) must agree too
+    check "$tag: gcc -O3 -march=native" gcc -std=c99 -O3 -march=native -Wall -Wextra -Werror \
+      "$w/model.c" "$w/main.c" -I"$w" -o "$w/prog_native" -lm
     check "$tag: UBSan build" gcc -std=c99 -O1 -g -fsanitize=undefined -fno-sanitize-recover=all \
       "$w/model.c" "$w/main.c" -I"$w" -o "$w/prog_ubsan" -lm
     if [ -n "$arm_cc" ]; then
@@ -71,7 +74,7 @@ for s in fmnist_cnn fmnist_mobilenet; do
       if ! "$potc" run "$model" "$i" -o "$w/ref.npy" $q >"$w/log" 2>&1; then
         fail=$((fail+1)); echo "FAIL $tag: potc run on $n: $(head -3 "$w/log")"; continue
       fi
-      for p in prog_gcc prog_clang prog_ubsan; do
+      for p in prog_gcc prog_clang prog_native prog_ubsan; do
         check "$tag: $p == evaluator on $n" bash -c "
           '$w/$p' '$i' -o '$w/$p.npy' &&
           $py '$root/tests/compare_npy.py' '$w/$p.npy' '$w/ref.npy' --rtol 0 --atol 0"
