@@ -270,6 +270,37 @@ static void test_unchecked(void **state)
 	assert_non_null(strstr(diag.last, "narrow accumulator"));
 }
 
+/* Conv: the reduction runs input channel outer, kernel window inner (the
+ * weight's row-major order), so tiles follow that order.  x [1, 3, 1, 2]
+ * under a 1x2 kernel: one output point whose taps are the whole input. */
+static void test_conv_tiled(void **state)
+{
+	(void)state;
+	const int32_t w[] = {61, -61, 61, 61, 61, -61};
+	build(6, 1, w, (const int[]){8}, I32(5), 16);
+	Node *n = &g->node[gn];
+	n->op = OP_CONV;
+	memset(&n->a.win, 0, sizeof n->a.win);
+	n->a.win.nsp = 2;
+	n->a.win.k[0] = 1, n->a.win.k[1] = 2;
+	n->a.win.s[0] = n->a.win.s[1] = n->a.win.d[0] = n->a.win.d[1] = 1;
+	n->a.win.group = 1;
+	Tensor *x = &g->tensor[gx], *wt = &g->tensor[gw], *y = &g->tensor[gy];
+	x->rank = wt->rank = y->rank = 4;
+	memcpy(x->dim, DIMS(1, 3, 1, 2), 4 * sizeof(int64_t));
+	memcpy(wt->dim, DIMS(1, 3, 1, 2), 4 * sizeof(int64_t));
+	memcpy(y->dim, DIMS(1, 1, 1, 1), 4 * sizeof(int64_t));
+	assert_int_equal(pass_accbound(g, &diag), 0);
+	const QNode *q = g->node[gn].q;
+	assert_int_equal(q->acc_method, ACC_TILED);
+	assert_int_equal(q->ktile, ref_ktile(w, 6, 32767));
+	assert_int_equal(q->acc_worst, bound(w, 6));
+	assert_int_equal(adversarial(0, 6, 16, q->ktile, 1), 0);
+	/* one term more per tile and the evaluator sees a partial sum leave */
+	g->node[gn].q->ktile++;
+	assert_int_not_equal(adversarial(0, 6, 16, 0, 0), 0);
+}
+
 /* 32 bits (0): the pass leaves the graph alone. */
 static void test_wide(void **state)
 {
@@ -290,6 +321,7 @@ int main(void)
 		T(test_tiled),
 		T(test_scaled_by_measure),
 		T(test_unchecked),
+		T(test_conv_tiled),
 		T(test_wide),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
