@@ -34,7 +34,7 @@ typedef struct {
 	int axis;               /* weights' channel axis; -1: B is an activation */
 	int64_t nch, K;         /* output channels, reduction length per channel */
 	int64_t outer, inner;   /* weight index of channel c, term o*inner + i: (o*nch + c)*inner + i */
-	int64_t *thi, *tlo;     /* per channel: prefix sums of max/min of each term (K + 1 each) */
+	int64_t *thi, *tlo;     /* one channel's prefix sums of each term's max/min (K + 1 each) */
 	int pending;            /* exceeds P bits: scaled or tiled, decided later */
 	int64_t ktile;          /* largest fitting tile, 0 if a single term exceeds */
 	void **cap;             /* the input of each measured sample (ncap) */
@@ -103,12 +103,13 @@ static void wset(Tensor *w, int64_t i, int32_t v)
 }
 
 /* Prefix sums of each term's largest and smallest value over the input
- * range, in reduction order, for channel c of d (constant weights). */
+ * range, in reduction order, for channel c of d (constant weights), into
+ * d->thi and d->tlo: one channel at a time, so memory stays O(K). */
 static void prefix(const Graph *g, Dot *d, int64_t c)
 {
 	const Tensor *w = &g->tensor[g->node[d->node].in[1]];
 	int32_t zw = w->q->zp[w->q->nch == 1 ? 0 : c];
-	int64_t *hi = d->thi + c * (d->K + 1), *lo = d->tlo + c * (d->K + 1);
+	int64_t *hi = d->thi, *lo = d->tlo;
 	hi[0] = lo[0] = 0;
 	for (int64_t o = 0; o < d->outer; o++)
 		for (int64_t i = 0; i < d->inner; i++) {
@@ -120,10 +121,11 @@ static void prefix(const Graph *g, Dot *d, int64_t c)
 		}
 }
 
-/* Worst |partial sum| of channel c's tiles of kt terms (kt >= K: one). */
-static int64_t tile_worst(const Dot *d, int64_t c, int64_t kt)
+/* Worst |partial sum| of the prefix()ed channel's tiles of kt terms (kt >=
+ * K: one tile). */
+static int64_t tile_worst(const Dot *d, int64_t kt)
 {
-	const int64_t *hi = d->thi + c * (d->K + 1), *lo = d->tlo + c * (d->K + 1);
+	const int64_t *hi = d->thi, *lo = d->tlo;
 	int64_t worst = 0;
 	for (int64_t s = 0; s < d->K; s += kt) {
 		int64_t e = s + kt < d->K ? s + kt : d->K;
@@ -134,17 +136,36 @@ static int64_t tile_worst(const Dot *d, int64_t c, int64_t kt)
 	return worst;
 }
 
-/* The largest ktile whose every tile of every channel fits, 0 if none. */
-static int64_t best_tile(const Dot *d, int64_t limit)
+/* The largest ktile whose every tile of every channel fits, 0 if none
+ * (not monotone in ktile: tiles move, so every size is tried). */
+static int64_t best_tile(const Graph *g, Dot *d, int64_t limit)
 {
-	for (int64_t kt = d->K; kt >= 1; kt--) {
-		int64_t c = 0;
-		while (c < d->nch && tile_worst(d, c, kt) <= limit)
-			c++;
-		if (c == d->nch)
-			return kt;
+	char *ok = malloc((size_t)d->K + 1);
+	if (!ok)
+		return 0;
+	memset(ok, 1, (size_t)d->K + 1);
+	for (int64_t c = 0; c < d->nch; c++) {
+		prefix(g, d, c);
+		for (int64_t kt = 1; kt <= d->K; kt++)
+			ok[kt] = ok[kt] && tile_worst(d, kt) <= limit;
 	}
-	return 0;
+	int64_t kt = d->K;
+	while (kt >= 1 && !ok[kt])
+		kt--;
+	free(ok);
+	return kt;
+}
+
+/* The worst one-tile sum over the channels of the node's weights. */
+static int64_t node_worst(const Graph *g, Dot *d)
+{
+	int64_t worst = 0;
+	for (int64_t c = 0; c < d->nch; c++) {
+		prefix(g, d, c);
+		int64_t w = tile_worst(d, d->K);
+		worst = w > worst ? w : worst;
+	}
+	return worst;
 }
 
 /* MatMul of two activations: every term is bounded by the corners of the
@@ -194,13 +215,9 @@ static int bound_node(Graph *g, Dot *d, int P, int unchecked, Diag *diag)
 	d->outer = prod(w, 0, d->axis);
 	d->inner = prod(w, d->axis + 1, w->rank);
 	d->K = d->outer * d->inner;
-	d->thi = arena_alloc(g->arena, (size_t)(d->nch * (d->K + 1)) * sizeof *d->thi);
-	d->tlo = arena_alloc(g->arena, (size_t)(d->nch * (d->K + 1)) * sizeof *d->tlo);
-	for (int64_t c = 0; c < d->nch; c++) {
-		prefix(g, d, c);
-		int64_t wc = tile_worst(d, c, d->K);
-		q->acc_worst = wc > q->acc_worst ? wc : q->acc_worst;
-	}
+	d->thi = arena_alloc(g->arena, (size_t)(d->K + 1) * sizeof *d->thi);
+	d->tlo = arena_alloc(g->arena, (size_t)(d->K + 1) * sizeof *d->tlo);
+	q->acc_worst = node_worst(g, d);
 	if (q->acc_worst <= limit) {
 		q->acc_method = ACC_FITS;
 		return 0;
@@ -210,7 +227,7 @@ static int bound_node(Graph *g, Dot *d, int P, int unchecked, Diag *diag)
 		return 0;
 	}
 	d->pending = 1;
-	d->ktile = best_tile(d, limit);
+	d->ktile = best_tile(g, d, limit);
 	return 0;
 }
 
@@ -310,7 +327,6 @@ static int scale_node(Graph *g, Dot *d, int64_t limit, int term, Saved *sv)
 		if (s == 0)
 			continue;
 		scale_weights(g, d, c, s);
-		prefix(g, d, c);
 		/* M = sx sw[c] / sy grows by 2^s exactly: the Q31 mantissa stays */
 		q->r[q->nr == 1 ? 0 : c].n -= s;
 		if (b) {
@@ -337,8 +353,6 @@ static void unscale(Graph *g, Dot *d, const Saved *sv)
 		g->tensor[n->in[2]].data = sv->bdata;
 		g->tensor[n->in[2]].q = sv->bq;
 	}
-	for (int64_t c = 0; c < d->nch; c++)
-		prefix(g, d, c);
 }
 
 /* Scaling needs per-channel weights with their own rescale, a weight
@@ -489,17 +503,6 @@ static double added_noise(Graph *g, Dot *d, int64_t ns, const Saved *sv, int64_t
 	return ya && yb ? err : -1;
 }
 
-/* The worst one-tile sum of the node's (final) weights. */
-static int64_t node_worst(const Dot *d)
-{
-	int64_t worst = 0;
-	for (int64_t c = 0; c < d->nch; c++) {
-		int64_t w = tile_worst(d, c, d->K);
-		worst = w > worst ? w : worst;
-	}
-	return worst;
-}
-
 /* Scaled or tiled, for one pending node. */
 static int decide(Graph *g, Dot *d, int64_t limit, int64_t ns, Diag *diag)
 {
@@ -518,9 +521,9 @@ static int decide(Graph *g, Dot *d, int64_t limit, int64_t ns, Diag *diag)
 		 * product fits, then tile (scaling all the way loses far more) */
 		q->acc_scaled = scale_node(g, d, limit, 1, &sv);
 		q->acc_method = ACC_SCALED;
-		d->ktile = best_tile(d, limit);
+		d->ktile = best_tile(g, d, limit);
 		q->ktile = d->ktile >= d->K ? 0 : (int)d->ktile;
-		q->acc_worst = node_worst(d);
+		q->acc_worst = node_worst(g, d);
 		return 0;
 	}
 	int scaled = scale_node(g, d, limit, 0, &sv);
@@ -535,7 +538,7 @@ static int decide(Graph *g, Dot *d, int64_t limit, int64_t ns, Diag *diag)
 		q->acc_method = ACC_SCALED;
 		q->acc_scaled = scaled;
 		q->ktile = 0;
-		q->acc_worst = node_worst(d);
+		q->acc_worst = node_worst(g, d);
 	} else {
 		unscale(g, d, &sv);
 		q->acc_method = ACC_TILED;
