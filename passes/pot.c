@@ -2,7 +2,8 @@
  *
  * qchoose gave every weight a uniform per-channel Quant; here the weights
  * of each Conv/Gemm/MatMul become PoT or APoT codes of --wbits bits (a
- * --layer wbits override: that width).  Kept uniform: with keep_first_last
+ * --layer wbits override: that width, or uniform weights of that width
+ * above 6 bits, where code levels would leave int32).  Kept uniform: with keep_first_last
  * the first and last such layers (at 8 bits, where the rounding of a few
  * input channels or of the logits costs most), and layers qchoose kept at 8
  * bits for their short reductions (SMALL_K there: a 3x3 depthwise conv has
