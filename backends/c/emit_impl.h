@@ -56,7 +56,7 @@ typedef struct {
 Loc ec_loc(const Graph *, int tensor);
 
 /* ---- per-node emission context (emit_c.c) ---- */
-enum { EC_MAXARG = 64 };
+enum { EC_MAXARG = 64, EC_NTARGET = 4 };
 
 typedef struct {
 	const Graph *g;
@@ -66,6 +66,9 @@ typedef struct {
 	char pfx[64];          /* EmitC.name as an identifier */
 	char *printed;         /* per tensor: its const array is in model.c */
 	int64_t wbytes;        /* bytes of constant data printed */
+	/* integer kernels printed per target under #if (qkernels_conv.c): the
+	 * bytes each target's branch adds to wbytes, in eq_target_cond order */
+	int64_t wtarget[EC_NTARGET];
 	int *first, *last;     /* per arena tensor: its live range in nodes */
 	int64_t arena_end;     /* arena bytes including every node's scratch */
 	int failed;
@@ -215,6 +218,9 @@ int ec_qops(Ctx *);
  * Every function body computes exactly what ir_qeval_node computes, with
  * the potc_fixed.h functions pasted at the top of a quantized model.c. */
 int eq_kernel(Ctx *);   /* qkernels.c: dispatch on c->n->op */
+/* The preprocessor condition of integer-kernel target i (0 .. EC_NTARGET-1),
+ * NULL for the last (#else: plain C). */
+const char *eq_target_cond(int i);
 int eq_conv(Ctx *);     /* qkernels_conv.c: CONV (depthwise included) */
 int eq_matmul(Ctx *);   /* qkernels_conv.c: GEMM and MATMUL */
 /* qkernels_narrow.c: CONV and GEMM/MATMUL whose weights are PoT/APoT codes
