@@ -53,8 +53,10 @@ for m in fmnist_cnn fmnist_mobilenet; do
 		# shellcheck disable=SC2086
 		acc=$("$potc" eval "$d/model.onnx" $data $q --no-progress 2>/dev/null |
 			awk -v c="$c" 'c == "float" && /^float/ {print $2} c != "float" && NR > 6 && /^(fixed|affine)/ {print $3}')
-		flash=$(awk '/_WEIGHT_BYTES/ {print $3}' "$t/m.h")
-		arena=$(awk '/_ARENA_BYTES/ {print $3}' "$t/m.h")
+		# the header's figures for this very build (they depend on the target)
+		printf '#include <stdio.h>\n#include "m.h"\nint main(void) { printf("%%lld %%lld\\n", (long long)M_WEIGHT_BYTES, (long long)M_ARENA_BYTES); return 0; }\n' > "$t/sz.c"
+		cc $cflags -I"$t" "$t/sz.c" -o "$t/sz"
+		read -r flash arena < <("$t/sz")
 		ratio=$($py -c "print('%.2fx' % ($fus / $us))")
 		echo "| $m | $c | $acc | $us | $ratio | $flash | $arena | $ort |"
 	done

@@ -42,7 +42,8 @@ ins["ref"] = np.load(sys.argv[2])
 np.save(f"{d}/in_all.npy", np.concatenate([v.astype(np.float32) for v in ins.values()]))
 PY
 
-configs=("fixed" "affine" "fixed --wbits 4" "affine --wbits 4" "fixed --wbits 6 --abits 12" "fixed --bp max")
+configs=("fixed" "affine" "fixed --wbits 4" "affine --wbits 4" "fixed --wbits 6 --abits 12" "fixed --bp max"
+         "fixed --weights pot" "fixed --weights apot --acc-bits 16" "affine --weights apot --no-keep-first-last")
 arm_cc=$(command -v arm-none-eabi-gcc || true)
 for s in fmnist_cnn fmnist_mobilenet; do
   model=$root/samples/$s/model.onnx
