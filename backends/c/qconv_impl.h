@@ -149,7 +149,7 @@ void qc_out_bounds(const QOut *o, int32_t *lo, int32_t *hi);
 void qc_put_bias(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
                      int64_t M);
 void qc_put_bias_h(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
-                       int64_t M, int fold);
+                       int64_t M, int fold, int narrow);
 void qc_put_i32(Ctx *c, const char *name, DType dt, const int32_t *v, int64_t n);
 void qc_put_rescale(Ctx *c, const QOut *o, int form);
 void qc_put_text(Ctx *c, const char *const *lines);

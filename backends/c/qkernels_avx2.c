@@ -612,7 +612,7 @@ static void vy_arrays(Ctx *c, const Vx *x)
 	qc_put_text(c, x->isa->sse2 ? qc_q128_text : qc_q256_text);
 	vy_put_weights(c, x, arena_printf(c->g->arena, "n%d_wq", c->id));
 	qc_put_bias_h(c, o, arena_printf(c->g->arena, "n%d_bq", c->id), v->bias, v->sumw,
-	           o->zx + avx2_offset(v), v->M, qc_rform_vec(o) == RF_SHIFTH);
+	           o->zx + avx2_offset(v), v->M, qc_rform_vec(o) == RF_SHIFTH, 0);
 	qc_put_rescale(c, o, form_of(x->isa, qc_rform_vec(o)));
 }
 

@@ -139,9 +139,10 @@ static int32_t half_of(Rescale r)
 }
 
 /* Folded biases: bias[m] - k * sumw[m], as int32 modulo 2^32 (an int32
- * accumulator) or exactly as int64. */
+ * accumulator) or exactly as int64; narrow: int16 when every value fits
+ * (for kernels that read it one element at a time). */
 void qc_put_bias_h(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
-                       int64_t M, int fold)
+                       int64_t M, int fold, int narrow)
 {
 	int64_t *v = malloc(sizeof *v * (size_t)(M > 0 ? M : 1));
 	int32_t *v32 = malloc(sizeof *v32 * (size_t)(M > 0 ? M : 1));
@@ -150,10 +151,21 @@ void qc_put_bias_h(Ctx *c, const QOut *o, const char *name, const int64_t *bias,
 		uint32_t u = (uint32_t)(uint64_t)v[m];   /* modulo 2^32 */
 		v32[m] = u > 0x7fffffffu ? -(int32_t)~u - 1 : (int32_t)u;
 	}
-	if (o->acc64)
+	int fits16 = !o->acc64 && narrow;
+	for (int64_t m = 0; fits16 && m < M; m++)
+		fits16 = v32[m] >= -32768 && v32[m] <= 32767;
+	if (o->acc64) {
 		ec_array(c, name, DT_I64, M, v);
-	else
+	} else if (fits16) {
+		/* read element by element: half the flash, the same values */
+		int16_t *v16 = malloc(sizeof *v16 * (size_t)(M > 0 ? M : 1));
+		for (int64_t m = 0; m < M; m++)
+			v16[m] = (int16_t)v32[m];
+		ec_array(c, name, DT_I16, M, v16);
+		free(v16);
+	} else {
 		ec_array(c, name, DT_I32, M, v32);
+	}
 	free(v);
 	free(v32);
 }
@@ -161,7 +173,7 @@ void qc_put_bias_h(Ctx *c, const QOut *o, const char *name, const int64_t *bias,
 void qc_put_bias(Ctx *c, const QOut *o, const char *name, const int64_t *bias, const int64_t *sumw, int64_t k,
                      int64_t M)
 {
-	qc_put_bias_h(c, o, name, bias, sumw, k, M, 0);
+	qc_put_bias_h(c, o, name, bias, sumw, k, M, 0, 0);
 }
 
 int qc_rform_of(const QOut *o)
@@ -557,7 +569,7 @@ static void plain_conv(Ctx *c, QConv *v)
 	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; bias - zp_x * sum(w - zw) */", (long long)v->M, (long long)v->K);
 	PW pw = put_plain_w(c, wn, v->wq, v->w, v->M * v->K);
 	DType wt = pw.dt;
-	qc_put_bias_h(c, o, bn, v->bias, v->sumw, o->zx, v->M, shh);
+	qc_put_bias_h(c, o, bn, v->bias, v->sumw, o->zx, v->M, shh, 1);
 	if (shh) {
 		qc_put_text(c, qshr_text);
 		put_plain_q(c, o);
@@ -687,7 +699,7 @@ static void plain_conv_dot(Ctx *c, QConv *v)
 	snprintf(tn, sizeof tn, "n%d_to", c->id);
 	ec_line(&c->c, "/* w - zw as [m %lld][k %lld]; the bias; tap offsets */", (long long)v->M, (long long)v->K);
 	PW pw = put_plain_w(c, wn, v->wq, v->w, v->M * v->K);
-	qc_put_bias_h(c, o, bn, v->bias, v->sumw, 0, v->M, shh);
+	qc_put_bias_h(c, o, bn, v->bias, v->sumw, 0, v->M, shh, 1);
 	int32_t *to = malloc(sizeof *to * (size_t)CK);
 	for (int64_t g = 0, k = 0; g < v->grp; g++)
 		for (int64_t ci = 0; ci < v->Cg; ci++)

@@ -438,7 +438,7 @@ static void vx_arrays(Ctx *c, const Vx *x, int depthwise)
 	qc_put_text(c, qc_q512_text);
 	vx_put_weights(c, x, arena_printf(c->g->arena, "n%d_wq", c->id));
 	qc_put_bias_h(c, o, arena_printf(c->g->arena, "n%d_bq", c->id), v->bias, v->sumw, o->zx + (x->flip ? 128 : 0), v->M,
-	           qc_rform_vec(o) == RF_SHIFTH);
+	           qc_rform_vec(o) == RF_SHIFTH, 0);
 	qc_put_rescale(c, o, qc_rform_vec(o));
 	if (x->xq)
 		vx_put_index(c, x, arena_printf(c->g->arena, "n%d_ix", c->id));
