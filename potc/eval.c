@@ -627,3 +627,61 @@ int potc_cmd_eval(const PotcOptions *o, const char *data, const char *labels,
 	arena_free(a);
 	return err;
 }
+
+/* ---- --sweep ---- */
+
+/* One point: quantized top-1 (and float top-1) with options o, no table. */
+static int sweep_point(const PotcOptions *o, const PotcCalib *x, const PotcCalib *y, double *ftop,
+                       double *qtop, Diag *d)
+{
+	Arena *a = arena_new();
+	Eval e = {.o = o};
+	int err = load_graphs(a, &e, d) || run_all(&e, x, y, d);
+	if (!err) {
+		*ftop = pct(e.ok_f, e.nsamp);
+		*qtop = pct(e.ok_q, e.nsamp);
+	}
+	arena_free(a);
+	return err;
+}
+
+static const char *const weight_names[] = {"uniform", "pot", "apot"};
+
+/* `potc eval --sweep acc-bits=LO:HI[:STEP]` prints top-1 against the
+ * accumulator width; `--sweep wbits=LO:HI` against weight bits for
+ * uniform, PoT and APoT weights (codes stop at 6 bits). */
+int potc_cmd_sweep(const PotcOptions *o, const char *data, const char *labels, const char *key, int lo,
+                   int hi, int step, Diag *d)
+{
+	Arena *a = arena_new();
+	Eval e0 = {.o = o};
+	PotcCalib x = {0}, y = {0};
+	int err = load_graphs(a, &e0, d) || load_data(&e0, data, labels, &x, &y, d);
+	arena_free(a);
+	int wb = strcmp(key, "wbits") == 0;
+	if (!err)
+		printf("%-10s %-8s %8s %8s %8s\n", key, "weights", "float", "quant", "drop");
+	for (int w = 0; !err && w < (wb ? 3 : 1); w++) {
+		for (int v = lo; !err && v <= hi; v += step) {
+			PotcOptions p = *o;
+			if (wb) {
+				if (w && v > 6)
+					continue;   /* PoT/APoT codes: 2..6 bits */
+				p.quant.weights = w;
+				p.quant.keep_first_last = w != 0;
+				p.quant.wbits = v;
+			} else {
+				p.quant.acc_bits = v >= 32 ? 0 : v;
+			}
+			double ft = 0, qt = 0;
+			err = sweep_point(&p, &x, &y, &ft, &qt, d);
+			if (!err)
+				printf("%-10d %-8s %7.2f%% %7.2f%% %8.2f\n", v,
+				       weight_names[wb ? w : p.quant.weights], ft, qt, ft - qt);
+			fflush(stdout);
+		}
+	}
+	potc_calib_free(&x);
+	potc_calib_free(&y);
+	return err;
+}

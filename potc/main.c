@@ -55,6 +55,8 @@ static const char usage[] =
 	"  --labels Y              integer class labels: .npy or IDX (.gz)\n"
 	"  --limit N               evaluate the first N samples only\n"
 	"  --report FILE.json      accuracy, per-tensor SQNR, every Quant and accumulator bound\n"
+	"  --sweep KEY=LO:HI[:STEP]  top-1 per value: acc-bits (12..32), or wbits (2..8) for\n"
+	"                          uniform, pot and apot weights (pot/apot up to 6 bits)\n"
 	"  --help, --version\n";
 
 typedef struct {
@@ -65,6 +67,7 @@ typedef struct {
 	const char *npy_out[64];
 	int nout;
 	const char *data, *labels, *report;  /* eval */
+	struct { const char *key; int lo, hi, step; } sweep;   /* eval --sweep */
 	const char *need_quant;    /* the first option that only makes sense with --quant */
 	const char *eval_only;     /* the first option only eval takes */
 	int wbits, abits;          /* 0 = default */
@@ -213,7 +216,27 @@ static int parse_quant_opt(Cli *c, const char *a, const char *v)
 	return 0;
 }
 
-/* --data, --labels, --report, --limit; -1 if a is none of them. */
+/* "acc-bits=12:32:2" into c->sweep; 1 if malformed or out of range. */
+static int parse_sweep(Cli *c, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	if (!eq)
+		return 1;
+	int acc = (size_t)(eq - v) == strlen("acc-bits") && strncmp(v, "acc-bits", 8) == 0;
+	int wb = (size_t)(eq - v) == strlen("wbits") && strncmp(v, "wbits", 5) == 0;
+	int lo, hi, step = 1, min = acc ? 12 : 2, max = acc ? 32 : 8;
+	char end;
+	int k = sscanf(eq + 1, "%d:%d:%d%c", &lo, &hi, &step, &end);
+	if ((!acc && !wb) || (k != 2 && k != 3) || lo < min || hi > max || lo > hi || step < 1)
+		return 1;
+	c->sweep.key = acc ? "acc-bits" : "wbits";
+	c->sweep.lo = lo;
+	c->sweep.hi = hi;
+	c->sweep.step = step;
+	return 0;
+}
+
+/* --data, --labels, --report, --limit, --sweep; -1 if a is none of them. */
 static int parse_eval_opt(Cli *c, const char *a, const char *v)
 {
 	long long n;
@@ -227,6 +250,11 @@ static int parse_eval_opt(Cli *c, const char *a, const char *v)
 		if (parse_int(v, 1, INT64_MAX, &n))
 			return bad_usage("--limit takes a count >= 1, not '%s'", v);
 		c->o.eval_limit = n;
+	} else if (strcmp(a, "--sweep") == 0) {
+		if (parse_sweep(c, v))
+			return bad_usage("--sweep takes acc-bits=LO:HI[:STEP] (12..32) or wbits=LO:HI[:STEP] "
+			                 "(2..8), not '%s'", v);
+		c->need_quant = c->need_quant ? c->need_quant : a;
 	} else
 		return -1;
 	if (!c->eval_only)
@@ -293,7 +321,7 @@ static int parse_opt(Cli *c, int argc, char **argv, int *i)
 	static const char *const takes[] = {
 		"-o", "--name", "--driver", "--arena", "--input-shape", "-d", "--const",
 		"--quant", "--calib", "--calib-count", "--calib-scale", "--bp", "--wbits", "--abits",
-		"--weights", "--layer", "--acc-bits", "--data", "--labels", "--report", "--limit", NULL};
+		"--weights", "--layer", "--acc-bits", "--data", "--labels", "--report", "--limit", "--sweep", NULL};
 	int k = 0;
 	while (takes[k] && strcmp(takes[k], a))
 		k++;
@@ -376,6 +404,9 @@ static int dispatch(Cli *c, Diag *d)
 		return potc_cmd_info(&c->o, d);
 	if (strcmp(c->cmd, "run") == 0)
 		return potc_cmd_run(&c->o, c->npy_in, c->nin, c->npy_out, c->nout, d);
+	if (strcmp(c->cmd, "eval") == 0 && c->sweep.key)
+		return potc_cmd_sweep(&c->o, c->data, c->labels, c->sweep.key, c->sweep.lo, c->sweep.hi,
+		                      c->sweep.step, d);
 	if (strcmp(c->cmd, "eval") == 0)
 		return potc_cmd_eval(&c->o, c->data, c->labels, c->report, d);
 	return potc_compile(&c->o, d);

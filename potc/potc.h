@@ -56,6 +56,10 @@ void potc_dequantize(const Tensor *t, const void *q, float *x);
  * against labels (integer classes), and with o->quant.mode set the
  * quantized model's, their agreement and per-tensor SQNR; report (may be
  * NULL) gets all of it as JSON, with every Quant and accumulator bound (eval.c). */
+/* `potc eval --sweep KEY=LO:HI[:STEP]`: top-1 per value of KEY (acc-bits,
+ * or wbits for uniform, pot and apot weights). */
+int potc_cmd_sweep(const PotcOptions *, const char *data, const char *labels, const char *key,
+                   int lo, int hi, int step, Diag *);
 int potc_cmd_eval(const PotcOptions *, const char *data, const char *labels,
                   const char *report, Diag *);
 /* The npy_io element type (NpyType) of an IR dtype, -1 if none. */
