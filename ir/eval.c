@@ -683,14 +683,14 @@ static void release(const Graph *g, Run *r, int i)
 	}
 }
 
-static int run_nodes(const Graph *g, Run *r, IrObserve observe, void *ctx, Diag *d)
+static int run_nodes(const Graph *g, Run *r, EvNodeFn node_fn, IrObserve observe, void *ctx, Diag *d)
 {
 	for (int i = 0; i < g->nnode; i++) {
 		const Node *n = &g->node[i];
 		if (n->dead)
 			continue;
 		if (bind_node(g, r, i, d) ||
-		    ir_eval_node(g, i, r->in, (void *const *)r->out, d))
+		    node_fn(g, i, r->in, (void *const *)r->out, d))
 			return 1;
 		for (int j = 0; observe && j < n->nout; j++)
 			if (n->out[j] >= 0)
@@ -700,11 +700,11 @@ static int run_nodes(const Graph *g, Run *r, IrObserve observe, void *ctx, Diag 
 	return 0;
 }
 
-int ir_eval(const Graph *g, const void *const *inputs, void *const *outputs,
-            IrObserve observe, void *ctx, Diag *d)
+int ev_run_graph(const Graph *g, EvNodeFn node_fn, const void *const *inputs, void *const *outputs,
+                 IrObserve observe, void *ctx, Diag *d)
 {
 	Run r = {0};
-	int bad = run_init(g, &r, inputs, d) || run_nodes(g, &r, observe, ctx, d);
+	int bad = run_init(g, &r, inputs, d) || run_nodes(g, &r, node_fn, observe, ctx, d);
 	for (int i = 0; !bad && i < g->noutput; i++) {
 		int t = g->output[i];
 		if (!r.data[t]) {
@@ -716,4 +716,10 @@ int ir_eval(const Graph *g, const void *const *inputs, void *const *outputs,
 	}
 	run_free(g, &r);
 	return bad;
+}
+
+int ir_eval(const Graph *g, const void *const *inputs, void *const *outputs,
+            IrObserve observe, void *ctx, Diag *d)
+{
+	return ev_run_graph(g, ir_eval_node, inputs, outputs, observe, ctx, d);
 }

@@ -1,6 +1,6 @@
 /* Private to the float reference evaluator (eval.c, eval_nn.c,
  * eval_data.c): the per-node context, dtype access and the broadcasting
- * index iterator.  Nothing outside ir/eval*.c includes this. */
+ * index iterator.  Only ir/eval*.c and ir/qeval*.c include this. */
 #ifndef POTC_EVAL_IMPL_H
 #define POTC_EVAL_IMPL_H
 
@@ -125,5 +125,11 @@ int ev_struct(const Ev *);
 int ev_math(const Ev *);
 /* eval_qops.c: the ops of ops.def's "ONNX quantization operators" section */
 int ev_qops(const Ev *);
+
+/* The whole-graph driver behind ir_eval and ir_qeval (eval.c): a buffer
+ * per tensor, freed after its last reader; node_fn computes each node. */
+typedef int (*EvNodeFn)(const Graph *, int n, const void *const *in, void *const *out, Diag *);
+int ev_run_graph(const Graph *, EvNodeFn node_fn, const void *const *inputs, void *const *outputs,
+                 IrObserve observe, void *ctx, Diag *);
 
 #endif
